@@ -1,0 +1,317 @@
+"""One request's evaluation: addresses in, events and actions out, within a deadline.
+
+A `WafContext` is cheap to create and remembers what it has seen: addresses may arrive over
+several `run()` calls (headers first, body later, sinks while the handler runs), each call only
+inspects what is new, conditions matched earlier stay matched, and a rule fires at most once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
+from bastion.waf.exploits import detect_exploit
+from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
+from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
+from bastion.waf.patterns import compile_re2
+from bastion.waf.plan import Lane
+from bastion.waf.transformers import make_chain
+
+if TYPE_CHECKING:
+    from bastion.waf.ruleset import Ruleset
+
+DEFAULT_TIMEOUT_US = 5000
+_BLOCKING = ("block_request", "redirect_request")
+
+
+@dataclass
+class WafResult:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    actions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeout: bool = False
+    duration_us: float = 0.0
+
+    @property
+    def blocking(self) -> bool:
+        return any(kind in self.actions for kind in _BLOCKING)
+
+
+@dataclass
+class _Match:
+    operator: str
+    operator_value: str
+    address: str
+    key_path: KeyPath
+    value: str
+    highlight: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operator": self.operator,
+            "operator_value": self.operator_value,
+            "parameters": [
+                {
+                    "address": self.address,
+                    "key_path": list(self.key_path),
+                    "value": self.value,
+                    "highlight": [self.highlight],
+                }
+            ],
+        }
+
+
+class _Deadline(Exception):
+    pass
+
+
+class WafContext:
+    """Per-request state over an immutable Ruleset. Not shared between threads."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self._ruleset = ruleset
+        self._store: dict[str, object] = {}
+        self._matches: dict[tuple[int, int], _Match] = {}
+        self._fired: set[int] = set()
+        self._active_exclusions: set[int] = set()
+
+    @property
+    def addresses(self) -> Mapping[str, object]:
+        return self._store
+
+    def run(self, addresses: Mapping[str, object], timeout_us: int = DEFAULT_TIMEOUT_US) -> WafResult:
+        """Evaluate the new addresses; returns the events and actions of rules that fired now."""
+        started = time.perf_counter()
+        deadline = started + timeout_us / 1e6
+        result = WafResult()
+        self._store.update(addresses)
+        try:
+            bypass, monitor, excluded_inputs = self._exclusions(deadline)
+            for address, value in addresses.items():
+                self._scan(address, value, bypass, excluded_inputs, deadline)
+        except _Deadline:
+            result.timeout = True
+            bypass, monitor = set(), set()
+        self._fire(result, addresses, bypass, monitor)
+        result.duration_us = (time.perf_counter() - started) * 1e6
+        return result
+
+    # ------------------------------------------------------------ exclusions
+
+    def _exclusions(
+        self, deadline: float
+    ) -> tuple[set[int], set[int], dict[int, list[tuple[str, KeyPath]]]]:
+        ruleset = self._ruleset
+        bypass: set[int] = set()
+        monitor: set[int] = set()
+        excluded: dict[int, list[tuple[str, KeyPath]]] = {}
+        for index, exclusion in enumerate(ruleset.exclusions):
+            if index not in self._active_exclusions:
+                if not all(self._condition_holds(c) for c in exclusion.conditions):
+                    continue
+                self._active_exclusions.add(index)
+            self._apply_exclusion(exclusion, bypass, monitor, excluded)
+        if time.perf_counter() > deadline:
+            raise _Deadline
+        return bypass, monitor, excluded
+
+    def _apply_exclusion(
+        self, exclusion: Exclusion, bypass: set[int], monitor: set[int],
+        excluded: dict[int, list[tuple[str, KeyPath]]],
+    ) -> None:
+        for rule_index in self._ruleset.exclusion_targets[exclusion.id]:
+            if exclusion.inputs:
+                excluded.setdefault(rule_index, []).extend(exclusion.inputs)
+            elif exclusion.mode == "monitor":
+                monitor.add(rule_index)
+            else:
+                bypass.add(rule_index)
+
+    def _condition_holds(self, condition: Condition) -> bool:
+        """Direct evaluation of one condition over the whole store (exclusion filters)."""
+        operator = condition.operator
+        limits = self._ruleset.limits
+        for target in condition.targets:
+            if target.address not in self._store:
+                continue
+            present, value = resolve_key_path(self._store[target.address], target.key_path)
+            if not present:
+                continue
+            if isinstance(operator, Exists):
+                return not operator.negated
+            chain = make_chain(target.transformers)
+            walk = walk_keys if target.keys_only else walk_values
+            for _, text in walk(value, limits):
+                text = chain(text) if chain else text
+                if isinstance(operator, PatternOperator):
+                    if len(text) >= operator.min_length and compile_re2(operator.pattern).search(text):
+                        return True
+                elif isinstance(operator, ValueOperator) and operator.match(text) is not None:
+                    return True
+        return isinstance(operator, Exists) and operator.negated
+
+    # ------------------------------------------------------------ scanning
+
+    def _scan(
+        self, address: str, value: object, bypass: set[int],
+        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
+    ) -> None:
+        lanes = self._ruleset.lanes.get(address)
+        if not lanes:
+            return
+        limits = self._ruleset.limits
+        values: list[tuple[KeyPath, str]] | None = None
+        keys: list[tuple[KeyPath, str]] | None = None
+        done = self._fired
+        matches = self._matches
+        for lane in lanes:
+            if time.perf_counter() > deadline:
+                raise _Deadline
+            if lane.keys_only:
+                if keys is None:
+                    keys = list(walk_keys(value, limits))
+                items = keys
+            else:
+                if values is None:
+                    values = list(walk_values(value, limits))
+                items = values
+            if not items:
+                continue
+            chain = lane.chain
+            texts = [chain(raw) for _, raw in items] if chain is not None else [r for _, r in items]
+            patterns = lane.patterns
+            if patterns is not None:
+                # One scan of all values together; only a hit pays for per-value scans.
+                scan_each = patterns.may_match(texts[0] if len(texts) == 1 else "\n".join(texts))
+                if scan_each or patterns.has_re2_only:
+                    for (key_path, raw), text in zip(items, texts):
+                        for index in patterns.matches(text, scan_each):
+                            self._record_pattern(lane, index, address, key_path, raw, text,
+                                                 bypass, excluded)
+            if lane.value_ops:
+                for (key_path, raw), text in zip(items, texts):
+                    for operator, ref in lane.value_ops:
+                        slot = (ref.rule, ref.condition)
+                        if (
+                            ref.rule in done or ref.rule in bypass or slot in matches
+                            or len(text) < ref.min_length
+                            or key_path[: len(ref.key_path)] != ref.key_path
+                        ):
+                            continue
+                        highlight = operator.match(text)
+                        if highlight is None or self._is_excluded(
+                            excluded, ref.rule, address, key_path
+                        ):
+                            continue
+                        matches[slot] = _Match(
+                            operator.name, operator.operator_value, address, key_path, raw,
+                            highlight,
+                        )
+
+    def _record_pattern(
+        self, lane: Lane, index: int, address: str, key_path: KeyPath, raw: str, text: str,
+        bypass: set[int], excluded: dict[int, list[tuple[str, KeyPath]]],
+    ) -> None:
+        matches = self._matches
+        rules = self._ruleset.rules
+        for ref in lane.pattern_refs.get(index, ()):
+            slot = (ref.rule, ref.condition)
+            if (
+                ref.rule in self._fired or ref.rule in bypass or slot in matches
+                or len(text) < ref.min_length
+                or key_path[: len(ref.key_path)] != ref.key_path
+                or self._is_excluded(excluded, ref.rule, address, key_path)
+            ):
+                continue
+            operator = rules[ref.rule].conditions[ref.condition].operator
+            assert isinstance(operator, PatternOperator)
+            assert lane.patterns is not None
+            matches[slot] = _Match(
+                operator.name, operator.operator_value, address, key_path, raw,
+                lane.patterns.highlight(index, text),
+            )
+
+    @staticmethod
+    def _is_excluded(
+        excluded: dict[int, list[tuple[str, KeyPath]]], rule: int, address: str, key_path: KeyPath
+    ) -> bool:
+        if not excluded:
+            return False
+        return any(
+            address == ex_address and key_path[: len(ex_path)] == ex_path
+            for ex_address, ex_path in excluded.get(rule, ())
+        )
+
+    # ------------------------------------------------------------ firing
+
+    def _address_condition(self, rule: int, index: int, condition: Condition) -> bool:
+        """Conditions decided on whole addresses: exists, !exists and the exploit detectors."""
+        operator = condition.operator
+        slot = (rule, index)
+        if slot in self._matches:
+            return True
+        if isinstance(operator, Exists):
+            if not self._condition_holds(condition):
+                return False
+            target = condition.targets[0]
+            self._matches[slot] = _Match(operator.name, "", target.address, target.key_path, "", "")
+            return True
+        if isinstance(operator, ExploitDetector):
+            found = detect_exploit(operator, self._store, self._ruleset.limits)
+            if found is None:
+                return False
+            resource, param = found
+            address, key_path = operator.resource[0]
+            self._matches[slot] = _Match(operator.name, "", address, key_path, resource, param)
+            return True
+        return False
+
+    def _fire(
+        self, result: WafResult, addresses: Mapping[str, object], bypass: set[int],
+        monitor: set[int],
+    ) -> None:
+        ruleset = self._ruleset
+        # Only rules that gained a match now, or that look at whole addresses, can fire now.
+        candidates = {rule for rule, _ in self._matches}
+        candidates.update(ruleset.always_check)
+        for address in addresses:
+            candidates.update(ruleset.check_on_address.get(address, ()))
+        for rule_index in ruleset.order:
+            if rule_index not in candidates or rule_index in self._fired or rule_index in bypass:
+                continue
+            rule: Rule = ruleset.rules[rule_index]
+            if not all(
+                (rule_index, i) in self._matches or self._address_condition(rule_index, i, c)
+                for i, c in enumerate(rule.conditions)
+            ):
+                continue
+            self._fired.add(rule_index)
+            on_match = ruleset.on_match[rule_index]
+            result.events.append(self._event(rule, on_match))
+            if rule_index not in monitor:
+                self._collect_actions(result, on_match)
+
+    def _event(self, rule: Rule, on_match: tuple[str, ...]) -> dict[str, Any]:
+        rule_index = self._ruleset.index[rule.id]
+        return {
+            "rule": {
+                "id": rule.id,
+                "name": rule.name,
+                "tags": dict(rule.tags),
+                "on_match": list(on_match),
+            },
+            "rule_matches": [
+                self._matches[(rule_index, i)].as_dict() for i in range(len(rule.conditions))
+            ],
+        }
+
+    def _collect_actions(self, result: WafResult, on_match: tuple[str, ...]) -> None:
+        for action_id in on_match:
+            action = self._ruleset.actions.get(action_id)
+            if action is None or action.type == "monitor":
+                continue
+            if action.type in _BLOCKING and result.blocking:
+                continue  # the first blocking action wins
+            result.actions.setdefault(action.type, dict(action.parameters))

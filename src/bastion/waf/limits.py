@@ -1,0 +1,106 @@
+"""Bounds on what the engine inspects, and the bounded walk over an address's object.
+
+Attackers control the size and shape of request data, so every walk is capped the way the
+reference engine caps it: long strings are truncated, big containers are cut, deep nesting is
+not followed. The caps make the cost of one evaluation a known constant, whatever arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Inspection bounds; the defaults match the reference engine."""
+
+    max_string_length: int = 4096
+    max_container_size: int = 256
+    max_container_depth: int = 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def scalar_text(value: object, limits: Limits) -> str | None:
+    """The inspectable text of a scalar, truncated; None for containers and nulls."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bytes | bytearray | memoryview):
+        text = bytes(value[: limits.max_string_length * 4]).decode("utf-8", "replace")
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = str(value)
+    else:
+        return None
+    if len(text) > limits.max_string_length:
+        text = text[: limits.max_string_length]
+    return text
+
+
+def resolve_key_path(value: object, key_path: Sequence[str | int]) -> tuple[bool, object]:
+    """Follow `key_path` into nested mappings and sequences; (found, target)."""
+    current = value
+    for key in key_path:
+        if isinstance(current, Mapping):
+            if key not in current:
+                if isinstance(key, int) and str(key) in current:
+                    key = str(key)
+                else:
+                    return False, None
+            current = current[key]
+        elif isinstance(current, list | tuple) and isinstance(key, int):
+            if not -len(current) <= key < len(current):
+                return False, None
+            current = current[key]
+        else:
+            return False, None
+    return True, current
+
+
+def walk_values(
+    value: object, limits: Limits, prefix: KeyPath = (), depth: int = 0
+) -> Iterator[tuple[KeyPath, str]]:
+    """Yield (key_path, text) for every scalar under `value`, within the limits."""
+    text = scalar_text(value, limits)
+    if text is not None:
+        yield prefix, text
+        return
+    if depth >= limits.max_container_depth:
+        return
+    if isinstance(value, Mapping):
+        for count, (key, item) in enumerate(value.items()):
+            if count >= limits.max_container_size:
+                return
+            yield from walk_values(item, limits, (*prefix, _key_text(key, limits)), depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value[: limits.max_container_size]):
+            yield from walk_values(item, limits, (*prefix, index), depth + 1)
+
+
+def walk_keys(
+    value: object, limits: Limits, prefix: KeyPath = (), depth: int = 0
+) -> Iterator[tuple[KeyPath, str]]:
+    """Yield (key_path, key) for every mapping key under `value`, within the limits."""
+    if depth >= limits.max_container_depth:
+        return
+    if isinstance(value, Mapping):
+        for count, (key, item) in enumerate(value.items()):
+            if count >= limits.max_container_size:
+                return
+            name = _key_text(key, limits)
+            path = (*prefix, name)
+            yield path, name
+            yield from walk_keys(item, limits, path, depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value[: limits.max_container_size]):
+            yield from walk_keys(item, limits, (*prefix, index), depth + 1)
+
+
+def _key_text(key: object, limits: Limits) -> str:
+    text = scalar_text(key, limits)
+    return text if text is not None else str(key)[: limits.max_string_length]

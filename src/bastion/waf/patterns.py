@@ -1,0 +1,171 @@
+"""Linear-time multi-pattern matching: Hyperscan first, RE2 where Hyperscan cannot.
+
+Every rule pattern that targets the same transformed value is compiled into one Hyperscan
+database, so one scan of a value serves all rules at once. A pattern Hyperscan can only
+approximate is compiled in prefilter mode and confirmed with RE2 on a hit; a pattern Hyperscan
+rejects runs on RE2 alone. Both engines are automata without backtracking, so no pattern can be
+turned into a ReDoS, and Python's `re` never sees a rule pattern.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hyperscan
+import re2
+
+_RE2_MAX_MEM = 8 << 20
+_PREFILTER = hyperscan.HS_FLAG_PREFILTER
+
+
+class PatternError(ValueError):
+    """Neither Hyperscan nor RE2 accepts a pattern."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One regular expression with the options the rule format allows."""
+
+    regex: str
+    case_sensitive: bool = False
+
+
+def _re2_options(case_sensitive: bool) -> Any:
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.max_mem = _RE2_MAX_MEM
+    options.log_errors = False
+    return options
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_re2(pattern: Pattern) -> Any:
+    """An RE2 program for `pattern`; raises PatternError when RE2 rejects it."""
+    try:
+        return re2.compile(pattern.regex, _re2_options(pattern.case_sensitive))
+    except Exception as exc:  # re2 raises its own error type
+        raise PatternError(f"RE2 rejects the pattern: {exc}") from exc
+
+
+def _collect(index: int, start: int, end: int, flags: int, hits: list[int]) -> None:
+    hits.append(index)
+
+
+def _hs_flags(pattern: Pattern) -> int:
+    flags = (
+        hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY | hyperscan.HS_FLAG_MULTILINE
+    )
+    if not pattern.case_sensitive:
+        flags |= hyperscan.HS_FLAG_CASELESS
+    if not pattern.regex.isascii():
+        flags |= hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP
+    return flags
+
+
+def _hs_compile(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
+    database = hyperscan.Database()
+    database.compile(
+        expressions=[e[1] for e in expressions],
+        ids=[e[0] for e in expressions],
+        elements=len(expressions),
+        flags=[e[2] for e in expressions],
+    )
+    return database
+
+
+def _hs_rejected(expressions: Sequence[tuple[int, bytes, int]]) -> set[int]:
+    """Ids of the expressions Hyperscan refuses, found by bisection: compiling is costly."""
+    try:
+        _hs_compile(expressions)
+    except hyperscan.error:
+        if len(expressions) == 1:
+            return {expressions[0][0]}
+        middle = len(expressions) // 2
+        return _hs_rejected(expressions[:middle]) | _hs_rejected(expressions[middle:])
+    return set()
+
+
+def check_pattern(pattern: Pattern) -> str | None:
+    """Why `pattern` cannot be used, or None. RE2 must accept it: it confirms Hyperscan's
+    prefilter hits, finds highlights, and runs what Hyperscan cannot."""
+    try:
+        compile_re2(pattern)
+    except PatternError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class PatternSet:
+    """Patterns matched together: `matches(text)` returns the indexes that match `text`."""
+
+    patterns: Sequence[Pattern]
+    _programs: list[Any] = field(init=False, repr=False)
+    _database: Any = field(init=False, repr=False, default=None)
+    _confirm: set[int] = field(init=False, repr=False)
+    _re2_only: list[int] = field(init=False, repr=False)
+    _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        self._programs = [compile_re2(p) for p in self.patterns]
+        plain = [(i, p.regex.encode("utf-8"), _hs_flags(p)) for i, p in enumerate(self.patterns)]
+        rejected = _hs_rejected(plain) if plain else set()
+        expressions = [e for e in plain if e[0] not in rejected]
+        prefiltered = {
+            e[0] for e in plain
+            if e[0] in rejected and not _hs_rejected([(e[0], e[1], e[2] | _PREFILTER)])
+        }
+        expressions += [(e[0], e[1], e[2] | _PREFILTER) for e in plain if e[0] in prefiltered]
+        # Hits that RE2 must confirm: approximations, and anchors, which the database reads in
+        # multi-line mode so that one scan of joined values finds every value's anchors.
+        anchored = {i for i, p in enumerate(self.patterns) if "^" in p.regex or "$" in p.regex}
+        self._confirm = prefiltered | anchored
+        self._re2_only = sorted(rejected - prefiltered)
+        self._database = _hs_compile(expressions) if expressions else None
+
+    def _scratch(self) -> Any:
+        """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        return scratch
+
+    @property
+    def has_re2_only(self) -> bool:
+        return bool(self._re2_only)
+
+    def _hits(self, text: str) -> list[int]:
+        hits: list[int] = []
+        self._database.scan(
+            text.encode("utf-8", "replace"), match_event_handler=_collect, context=hits,
+            scratch=self._scratch(),
+        )
+        return hits
+
+    def may_match(self, joined: str) -> bool:
+        """One scan over many values joined by newlines: False proves that no value matches
+        a Hyperscan pattern. Patterns on RE2 alone are not covered; see `has_re2_only`."""
+        return self._database is not None and bool(self._hits(joined))
+
+    def matches(self, text: str, with_hyperscan: bool = True) -> list[int]:
+        """Indexes of the patterns that match `text`; `with_hyperscan=False` runs only the
+        patterns Hyperscan could not take, when a joined scan already cleared the rest."""
+        found: list[int] = []
+        if with_hyperscan and self._database is not None:
+            for index in self._hits(text):
+                if index in self._confirm and self._programs[index].search(text) is None:
+                    continue
+                found.append(index)
+        for index in self._re2_only:
+            if self._programs[index].search(text) is not None:
+                found.append(index)
+        return found
+
+    def highlight(self, index: int, text: str) -> str:
+        """The part of `text` that pattern `index` matched, for the event report."""
+        match = self._programs[index].search(text)
+        return str(match.group(0)) if match is not None else text

@@ -1,0 +1,231 @@
+"""The immutable Ruleset: rule documents loaded, validated, merged and compiled once.
+
+A Ruleset never changes after it is built; `update()` returns a new one that shares the
+compiled pattern sets that did not change. Swapping a reference to a Ruleset is therefore the
+whole of a live rule update, and requests already running keep the rules they started with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bastion.waf.document import (
+    DEFAULT_ACTIONS,
+    Action,
+    Diagnostics,
+    Exclusion,
+    Override,
+    Rule,
+    RulesetError,
+    check_document,
+    parse_action,
+    parse_exclusion,
+    parse_override,
+    parse_rule,
+    parse_rules_data,
+    version_gate,
+)
+from bastion.waf.engine import WafContext
+from bastion.waf.limits import DEFAULT_LIMITS, Limits
+from bastion.waf.operators import Exists, ExploitDetector, OperatorError
+from bastion.waf.patterns import PatternError
+from bastion.waf.plan import Lane, PatternCache, build_lanes
+
+_UPDATABLE = ("rules_data", "exclusions", "custom_rules", "actions", "rules_override")
+
+
+def read_document(source: str | Path) -> dict[str, Any]:
+    """Parse a rule file; a syntax error names the line and column."""
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesetError("$", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesetError("$", f"{path} is not UTF-8 text: {exc.reason}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RulesetError("$", f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                           f"{exc.msg}") from exc
+    except RecursionError as exc:
+        raise RulesetError("$", f"{path}: JSON nested too deeply") from exc
+    return dict(check_document(document))
+
+
+def default_rules_document() -> dict[str, Any]:
+    """Our own rule set, bundled with the package."""
+    text = resources.files("bastion.waf").joinpath("rules/default.json").read_text("utf-8")
+    return dict(check_document(json.loads(text)))
+
+
+class Ruleset:
+    """Compiled rules, exclusions, actions and data; create contexts with `context()`."""
+
+    def __init__(
+        self, document: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS,
+        cache: PatternCache | None = None,
+    ) -> None:
+        self.document: Mapping[str, Any] = check_document(document)
+        self.limits = limits
+        self._cache = cache or PatternCache()
+        diagnostics = Diagnostics()
+        self.data = parse_rules_data(document.get("rules_data", []), "$.rules_data",
+                                     diagnostics.warnings)
+        self.actions: dict[str, Action] = dict(DEFAULT_ACTIONS)
+        for index, raw in enumerate(document.get("actions", [])):
+            try:
+                action_id, action = parse_action(raw, f"$.actions[{index}]")
+            except OperatorError as exc:
+                diagnostics.warnings.append(str(exc))
+                continue
+            self.actions[action_id] = action
+
+        rules: list[Rule] = []
+        seen: set[str] = set()
+        # Custom rules come first: a user's own rule takes precedence over the bundled ones.
+        for key, custom in (("custom_rules", True), ("rules", False)):
+            for index, raw in enumerate(document.get(key, [])):
+                path = f"$.{key}[{index}]"
+                name = _rule_name(raw, path)
+                if isinstance(raw, Mapping) and not version_gate(raw):
+                    diagnostics.skipped.append(name)
+                    continue
+                if name in seen:
+                    diagnostics.failed[name] = f"{path}: duplicate rule id"
+                    continue
+                try:
+                    rule = parse_rule(raw, self.data, path, custom)
+                    self._check_patterns(rule, path)
+                except (OperatorError, PatternError) as exc:
+                    diagnostics.failed[name] = str(exc)
+                    continue
+                seen.add(name)
+                rules.append(rule)
+        overrides = self._overrides(document.get("rules_override", []), diagnostics)
+        self.rules: tuple[Rule, ...] = tuple(r for r in rules if self._enabled(r, overrides))
+        diagnostics.loaded = [r.id for r in rules]
+        diagnostics.disabled = [r.id for r in rules if not self._enabled(r, overrides)]
+        self.index = {rule.id: i for i, rule in enumerate(self.rules)}
+        self.on_match = [self._on_match(rule, overrides) for rule in self.rules]
+        # Blocking rules first, as the reference engine does: a block should not wait.
+        self.order = sorted(
+            range(len(self.rules)),
+            key=lambda i: (not self.rules[i].custom, not self._blocks(self.on_match[i]), i),
+        )
+
+        self.exclusions: list[Exclusion] = []
+        for index, raw in enumerate(document.get("exclusions", [])):
+            try:
+                self.exclusions.append(parse_exclusion(raw, self.data, f"$.exclusions[{index}]"))
+            except OperatorError as exc:
+                diagnostics.warnings.append(str(exc))
+        self.exclusion_targets = {
+            e.id: [i for i, rule in enumerate(self.rules) if e.selects(rule)]
+            for e in self.exclusions
+        }
+        if document.get("rules") or document.get("custom_rules"):
+            if not rules:
+                raise RulesetError("$.rules", "no rule could be loaded: "
+                                   + "; ".join(list(diagnostics.failed.values())[:3]))
+        self.lanes: dict[str, list[Lane]] = build_lanes(self.rules, self._cache)
+        # Rules with conditions on whole addresses: checked when those addresses arrive,
+        # and `!exists` rules on every run, since an absence can only be seen at the end.
+        self.check_on_address: dict[str, set[int]] = {}
+        self.always_check: set[int] = set()
+        for rule_index, rule in enumerate(self.rules):
+            for condition in rule.conditions:
+                operator = condition.operator
+                if isinstance(operator, Exists) and operator.negated:
+                    self.always_check.add(rule_index)
+                elif isinstance(operator, Exists | ExploitDetector):
+                    addresses = [t.address for t in condition.targets]
+                    if isinstance(operator, ExploitDetector):
+                        addresses += [a for a, _ in operator.params]
+                    for address in addresses:
+                        self.check_on_address.setdefault(address, set()).add(rule_index)
+        self.diagnostics: dict[str, Any] = diagnostics.as_dict()
+
+    @staticmethod
+    def _check_patterns(rule: Rule, path: str) -> None:
+        from bastion.waf.operators import PatternOperator
+        from bastion.waf.patterns import check_pattern
+
+        for index, condition in enumerate(rule.conditions):
+            if isinstance(condition.operator, PatternOperator):
+                problem = check_pattern(condition.operator.pattern)
+                if problem:
+                    raise PatternError(f"{path}.conditions[{index}].parameters.regex: {problem}")
+
+    @staticmethod
+    def _overrides(raw: Sequence[Any], diagnostics: Diagnostics) -> list[Override]:
+        overrides = []
+        for index, entry in enumerate(raw):
+            try:
+                overrides.append(parse_override(entry, f"$.rules_override[{index}]"))
+            except OperatorError as exc:
+                diagnostics.warnings.append(str(exc))
+        # Overrides by id beat overrides by tags, whatever their order in the document.
+        return sorted(overrides, key=lambda o: any(t.rule_id for t in o.targets))
+
+    @staticmethod
+    def _enabled(rule: Rule, overrides: Sequence[Override]) -> bool:
+        enabled = rule.enabled
+        for override in overrides:
+            if override.enabled is not None and any(t.selects(rule) for t in override.targets):
+                enabled = override.enabled
+        return enabled
+
+    @staticmethod
+    def _on_match(rule: Rule, overrides: Sequence[Override]) -> tuple[str, ...]:
+        on_match = rule.on_match
+        for override in overrides:
+            if override.on_match is not None and any(t.selects(rule) for t in override.targets):
+                on_match = override.on_match
+        return on_match
+
+    def _blocks(self, on_match: Sequence[str]) -> bool:
+        return any(
+            a in self.actions and self.actions[a].type in ("block_request", "redirect_request")
+            for a in on_match
+        )
+
+    def context(self) -> WafContext:
+        """A fresh per-request context."""
+        return WafContext(self)
+
+    def update(self, **changes: Sequence[Any]) -> Ruleset:
+        """A new Ruleset with some of rules_data, exclusions, custom_rules, actions and
+        rules_override replaced; compiled patterns that did not change are reused."""
+        unknown = sorted(set(changes) - set(_UPDATABLE))
+        if unknown:
+            raise TypeError(f"update() cannot change {', '.join(unknown)}")
+        document = dict(self.document)
+        for key, value in changes.items():
+            if not isinstance(value, list):
+                raise RulesetError(f"$.{key}", "must be a list")
+            document[key] = value
+        return Ruleset(document, self.limits, self._cache)
+
+
+def _rule_name(raw: object, path: str) -> str:
+    if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+        return str(raw["id"])
+    return path
+
+
+def load_ruleset(
+    source: str | Path | Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Ruleset:
+    """Load the bundled default rules, a rule file, or an already-parsed document."""
+    if source is None:
+        document: Mapping[str, Any] = default_rules_document()
+    elif isinstance(source, Mapping):
+        document = source
+    else:
+        document = read_document(source)
+    return Ruleset(document, limits)

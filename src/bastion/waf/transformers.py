@@ -1,0 +1,330 @@
+"""Value transformers, by their ddwaf names and their ModSecurity-style aliases.
+
+A transformer turns attacker encodings back into what the application will see, so one plain
+pattern catches every spelling. Each is a pure `str -> str` function with a fast path that
+returns its input untouched when there is nothing to do: most request values need no work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import unicodedata
+from collections.abc import Callable, Sequence
+
+Transformer = Callable[[str], str]
+
+_HEX = "0123456789abcdefABCDEF"
+_OCTAL_DIGITS = frozenset("01234567")
+
+
+def lowercase(value: str) -> str:
+    return value.lower()
+
+
+def remove_nulls(value: str) -> str:
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _url_decode(value: str, iis: bool) -> str:
+    if "%" not in value and "+" not in value:
+        return value
+    out: list[str] = []
+    raw = bytearray()
+    i, n = 0, len(value)
+
+    def flush() -> None:
+        if raw:
+            out.append(raw.decode("utf-8", "replace"))
+            raw.clear()
+
+    while i < n:
+        ch = value[i]
+        if ch == "%":
+            if _all_hex(value[i + 1 : i + 3], 2):
+                raw.append(int(value[i + 1 : i + 3], 16))
+                i += 3
+                continue
+            if (
+                iis
+                and i + 5 < n
+                and value[i + 1] in "uU"
+                and all(c in _HEX for c in value[i + 2 : i + 6])
+            ):
+                flush()
+                code = int(value[i + 2 : i + 6], 16)
+                # IIS maps full-width ASCII (U+FF01..U+FF5E) onto plain ASCII.
+                if 0xFF01 <= code <= 0xFF5E:
+                    code -= 0xFEE0
+                out.append(chr(code))
+                i += 6
+                continue
+        flush()
+        out.append(" " if ch == "+" else ch)
+        i += 1
+    flush()
+    return "".join(out)
+
+
+def url_decode(value: str) -> str:
+    return _url_decode(value, iis=False)
+
+
+def url_decode_iis(value: str) -> str:
+    return _url_decode(value, iis=True)
+
+
+def normalize_path(value: str) -> str:
+    """Resolve `.`/`..` segments and repeated slashes, as a file system would."""
+    if "/." not in value and "//" not in value and not value.startswith("."):
+        return value
+    absolute = value.startswith("/")
+    trailing = value.endswith("/")
+    parts: list[str] = []
+    for part in value.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not absolute:
+                parts.append("..")
+            continue
+        parts.append(part)
+    result = ("/" if absolute else "") + "/".join(parts)
+    if trailing and parts:
+        result += "/"
+    return result or ("/" if absolute else "")
+
+
+def normalize_path_win(value: str) -> str:
+    return normalize_path(value.replace("\\", "/"))
+
+
+def cmd_line(value: str) -> str:
+    """Undo shell obfuscation: drop quotes, escapes and carets, unify separators, lowercase."""
+    out: list[str] = []
+    for ch in value:
+        if ch in "\\\"'^":
+            continue
+        if ch in ",;":
+            ch = " "
+        if ch in " \t\r\n\f\v":
+            if out and out[-1] == " ":
+                continue
+            out.append(" ")
+            continue
+        if ch in "/(" and out and out[-1] == " ":
+            out.pop()
+        out.append(ch)
+    return "".join(out).lower()
+
+
+def remove_comments(value: str) -> str:
+    """Delete C, SQL, shell and HTML comments, which attackers use to split keywords."""
+    if not any(marker in value for marker in ("/*", "--", "#", "<!--")):
+        return value
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value.startswith("/*", i):
+            end = value.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif value.startswith("<!--", i):
+            end = value.find("-->", i + 4)
+            i = n if end < 0 else end + 3
+        elif value.startswith("--", i) or value[i] == "#":
+            end = value.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def compress_whitespace(value: str) -> str:
+    out: list[str] = []
+    previous_space = False
+    for ch in value:
+        if ch.isspace():
+            if not previous_space:
+                out.append(" ")
+            previous_space = True
+        else:
+            out.append(ch)
+            previous_space = False
+    return "".join(out)
+
+
+def html_entity_decode(value: str) -> str:
+    return html.unescape(value) if "&" in value else value
+
+
+def js_decode(value: str) -> str:
+    r"""Decode JavaScript escapes: \xHH, \uHHHH, \u{H..}, \OOO and the one-letter escapes."""
+    if "\\" not in value:
+        return value
+    simple = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "\\" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = value[i + 1]
+        if nxt == "x" and _all_hex(value[i + 2 : i + 4], 2):
+            out.append(chr(int(value[i + 2 : i + 4], 16)))
+            i += 4
+        elif nxt == "u" and value[i + 2 : i + 3] == "{":
+            end = value.find("}", i + 3, i + 10)
+            digits = value[i + 3 : end] if end > 0 else ""
+            if digits and _all_hex(digits, len(digits)) and int(digits, 16) <= 0x10FFFF:
+                out.append(chr(int(digits, 16)))
+                i = end + 1
+            else:
+                out.append(nxt)
+                i += 2
+        elif nxt == "u" and _all_hex(value[i + 2 : i + 6], 4):
+            out.append(chr(int(value[i + 2 : i + 6], 16)))
+            i += 6
+        elif nxt in "01234567" and (nxt != "0" or value[i + 2 : i + 3] in _OCTAL_DIGITS):
+            j = i + 1
+            while j < n and j < i + 4 and value[j] in "01234567":
+                j += 1
+            out.append(chr(int(value[i + 1 : j], 8) & 0xFF))
+            i = j
+        else:
+            out.append(simple.get(nxt, nxt))
+            i += 2
+    return "".join(out)
+
+
+def _all_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in _HEX for c in text)
+
+
+def css_decode(value: str) -> str:
+    r"""Decode CSS escapes (\HH..HHHHHH and \c), used to hide `expression(` and `url(`."""
+    if "\\" not in value:
+        return value
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "\\" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        j = i + 1
+        while j < n and j < i + 7 and value[j] in _HEX:
+            j += 1
+        if j > i + 1:
+            code = int(value[i + 1 : j], 16)
+            out.append(chr(code) if 0 < code <= 0x10FFFF else "\ufffd")
+            if j < n and value[j] in " \t\n":
+                j += 1
+            i = j
+        else:
+            if value[i + 1] != "\n":
+                out.append(value[i + 1])
+            i += 2
+    return "".join(out)
+
+
+def base64_decode(value: str) -> str:
+    """Decode base64 (standard or URL alphabet); invalid input is left as it is."""
+    stripped = value.strip()
+    if len(stripped) < 4:
+        return value
+    padded = stripped + "=" * (-len(stripped) % 4)
+    try:
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return value
+    return raw.decode("utf-8", "replace")
+
+
+def base64_encode(value: str) -> str:
+    return base64.b64encode(value.encode("utf-8", "replace")).decode("ascii")
+
+
+def unicode_normalize(value: str) -> str:
+    """Fold compatibility forms (full-width letters, ligatures) and drop diacritics."""
+    if value.isascii():
+        return value
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def url_path(value: str) -> str:
+    return value.split("?", 1)[0].split("#", 1)[0]
+
+
+def url_basename(value: str) -> str:
+    return url_path(value).rsplit("/", 1)[-1]
+
+
+def url_querystring(value: str) -> str:
+    head = value.split("#", 1)[0]
+    return head.split("?", 1)[1] if "?" in head else ""
+
+
+TRANSFORMERS: dict[str, Transformer] = {
+    "lowercase": lowercase,
+    "remove_nulls": remove_nulls,
+    "removeNulls": remove_nulls,
+    "url_decode": url_decode,
+    "urlDecode": url_decode,
+    "url_decode_iis": url_decode_iis,
+    "urlDecodeUni": url_decode_iis,
+    "normalize_path": normalize_path,
+    "normalizePath": normalize_path,
+    "normalize_path_win": normalize_path_win,
+    "normalizePathWin": normalize_path_win,
+    "shell_unescape": cmd_line,
+    "cmdLine": cmd_line,
+    "remove_comments": remove_comments,
+    "removeComments": remove_comments,
+    "compress_whitespace": compress_whitespace,
+    "compressWhiteSpace": compress_whitespace,
+    "html_entity_decode": html_entity_decode,
+    "htmlEntityDecode": html_entity_decode,
+    "js_decode": js_decode,
+    "jsDecode": js_decode,
+    "css_decode": css_decode,
+    "cssDecode": css_decode,
+    "base64_decode": base64_decode,
+    "base64Decode": base64_decode,
+    "base64_encode": base64_encode,
+    "base64Encode": base64_encode,
+    "unicode_normalize": unicode_normalize,
+    "url_path": url_path,
+    "url_basename": url_basename,
+    "url_querystring": url_querystring,
+}
+
+# Not string functions: they choose whether keys or values of a container are inspected.
+SELECTORS = frozenset({"keys_only", "values_only"})
+
+
+def make_chain(names: Sequence[str]) -> Transformer | None:
+    """Compose the named transformers in order; None when there is nothing to apply."""
+    functions = [TRANSFORMERS[name] for name in names if name not in SELECTORS]
+    if not functions:
+        return None
+    if len(functions) == 1:
+        return functions[0]
+
+    def chain(value: str) -> str:
+        for function in functions:
+            value = function(value)
+        return value
+
+    return chain
+
+
+def unknown_transformers(names: Sequence[str]) -> list[str]:
+    return [name for name in names if name not in TRANSFORMERS and name not in SELECTORS]
