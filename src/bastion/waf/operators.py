@@ -193,7 +193,12 @@ class Detector(ValueOperator):
         return self._function(value)
 
 
-_DETECTORS = {"is_sqli": "bastion.detect.sql", "is_xss": "bastion.detect.html"}
+# `is_shi` (shell injection in user input) is a Bastion extension of the ddwaf operators.
+_DETECTORS = {
+    "is_sqli": "bastion.detect.sql",
+    "is_xss": "bastion.detect.html",
+    "is_shi": "bastion.detect.shell",
+}
 
 
 def _detector(name: str) -> Callable[[str], str | None]:
@@ -307,7 +312,7 @@ def build_operator(
         return _build_equals(params)
     if name in ("exists", "!exists"):
         return Exists(negated=name.startswith("!"))
-    if name in ("is_sqli", "is_xss"):
+    if name in _DETECTORS:
         return Detector(name, _detector(name))
     raise OperatorError(f"unknown operator {name!r}")
 

@@ -1,0 +1,65 @@
+"""From the parts of an HTTP request to the ddwaf addresses the rules read.
+
+One function used by every entry point (the CLI, the benchmarks, and the middlewares), so that
+the engine sees the same shape of data wherever a request comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+from bastion.bodies import form_fields, parse_body
+
+Headers = Iterable[tuple[str, str]]
+
+
+def parse_cookies(header: str) -> dict[str, list[str]]:
+    """A Cookie header as {name: [values]}. Lenient on purpose: a strict parser would drop
+    malformed cookies, and a malformed cookie is exactly where an attacker would hide."""
+    cookies: dict[str, list[str]] = {}
+    for item in header.split(";"):
+        name, sep, value = item.strip().partition("=")
+        if not name and not sep:
+            continue
+        cookies.setdefault(name.strip(), []).append(unquote(value.strip().strip('"')))
+    return cookies
+
+
+def header_map(headers: Headers) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with a comma, as HTTP allows."""
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        key = name.strip().lower()
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    return merged
+
+
+def request_addresses(
+    method: str,
+    target: str,
+    headers: Headers = (),
+    body: bytes = b"",
+    client_ip: str | None = None,
+) -> dict[str, object]:
+    """Addresses for a request line `method target`, its headers and its raw body."""
+    all_headers = header_map(headers)
+    cookie_header = all_headers.pop("cookie", "")
+    _, _, query = target.partition("?")
+    query = query.partition("#")[0]
+    addresses: dict[str, object] = {
+        "server.request.method": method.upper(),
+        "server.request.uri.raw": target,
+        "server.request.headers.no_cookies": all_headers,
+        "server.request.query": form_fields(query),
+    }
+    if cookie_header:
+        addresses["server.request.cookies"] = parse_cookies(cookie_header)
+    if body:
+        parsed = parse_body(body, all_headers.get("content-type", ""))
+        addresses["server.request.body"] = parsed.value
+        if parsed.filenames:
+            addresses["server.request.body.filenames"] = parsed.filenames
+    if client_ip:
+        addresses["http.client_ip"] = client_ip
+    return addresses
