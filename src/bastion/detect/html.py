@@ -1,17 +1,18 @@
 """Tokenizer-based XSS detection.
 
-A value is dangerous when, pasted into an HTML page, it makes the browser run script.  The
-browser decides that with its HTML tokenizer, so we run a (simplified but faithful) HTML5
+A value is dangerous when, echoed into an HTML page, it makes the browser run script.  The
+browser decides that with its HTML tokenizer, so we run a simplified but faithful HTML5
 tokenizer over the value and judge the tokens it produces: script-capable tags, event-handler
-attributes, URL attributes carrying a script scheme, and CSS that can run code.
+attributes, URL attributes carrying a script scheme, CSS that runs code, XML declarations.
 
-Because we do not know where the application will echo the value, the tokenizer is started in
-several contexts: plain text (data state) and inside unquoted, single-quoted and double-quoted
-attribute values.  A value that only works after breaking out of an attribute is judged after the
-break.  Two context-free checks complete the picture: the whole value used as a URL
-(``javascript:...``) and the value breaking out of a JavaScript string into a call.
+We do not know where the application echoes the value, so the tokenizer is started in several
+contexts: text (data state), inside unquoted / single-quoted / double-quoted attribute values,
+and at attribute-name position inside a tag.  Context-free checks complete the picture: the
+whole value used as a URL or as CSS, and the value as JavaScript (breaking out of a JS string, or
+plain code calling a sink or reaching the DOM).
 
-Everything is hand-written scanning in linear time: no regular expressions, no backtracking.
+Everything is hand-written scanning in linear time: no regular expressions, no backtracking, a
+bounded number of passes and a bounded recursion depth.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "CTX_ATTR_SINGLE",
     "CTX_ATTR_UNQUOTED",
     "CTX_DATA",
+    "CTX_TAG",
     "Token",
     "decode_entities",
     "is_xss",
@@ -35,6 +37,7 @@ CTX_DATA = 0
 CTX_ATTR_UNQUOTED = 1
 CTX_ATTR_SINGLE = 2
 CTX_ATTR_DOUBLE = 3
+CTX_TAG = 4  # inside a start tag, where the next attribute name would begin
 
 # Token kinds.
 START_TAG = "start"
@@ -44,10 +47,11 @@ COMMENT = "comment"
 BOGUS = "bogus"
 DOCTYPE = "doctype"
 
-_WS = " \t\n\f\r"
-_TAG_NAME_END = " \t\n\f\r/>"
-_ATTR_NAME_END = " \t\n\f\r/>="
-_UNQUOTED_END = " \t\n\f\r>"
+# HTML whitespace plus VT, which legacy IE also treated as a separator.
+_WS = " \t\n\f\r\x0b"
+_TAG_NAME_END = _WS + "/>"
+_ATTR_NAME_END = _WS + "/>="
+_UNQUOTED_END = _WS + ">"
 _MAX_DEPTH = 2
 
 
@@ -62,13 +66,15 @@ class Token(NamedTuple):
 
 
 # Elements that run script, load active content or documents, or change how the rest of the
-# page is parsed or submitted.  Their mere presence in user input is an injection.
+# page is parsed or submitted.  Their mere presence in user input is an injection.  (<svg> and
+# <math> alone run nothing; what makes them dangerous - script, handlers, script URLs - is
+# judged on its own, so plain SVG/MathML markup passes.)
 _DANGEROUS_TAGS = frozenset(
     {
-        "script", "iframe", "frame", "frameset", "object", "embed", "applet", "svg", "math",
-        "style", "base", "link", "meta", "form", "isindex", "xml", "import", "vmlframe",
-        "handler", "listener", "noscript", "portal", "layer", "ilayer", "bgsound", "xss",
-        "template", "plaintext", "xmp", "noembed", "noframes",
+        "script", "iframe", "frame", "frameset", "object", "embed", "applet", "style", "base",
+        "link", "meta", "form", "isindex", "import", "vmlframe", "handler", "listener",
+        "noscript", "portal", "layer", "ilayer", "bgsound", "xss", "template", "plaintext",
+        "xmp", "noembed", "noframes",
     }
 )
 
@@ -107,7 +113,7 @@ _URL_ATTRS = frozenset(
         "href", "src", "action", "formaction", "data", "lowsrc", "dynsrc", "background",
         "poster", "codebase", "cite", "longdesc", "usemap", "ping", "srcset", "manifest",
         "profile", "archive", "classid", "icon", "to", "from", "values", "by", "value",
-        "folder", "xmlns", "datasrc", "src2", "code", "movie", "target", "location",
+        "folder", "datasrc", "src2", "code", "movie", "target", "location", "filter",
     }
 )
 
@@ -119,6 +125,17 @@ _SAFE_DATA_MIME_PREFIXES = (
     "image/x-icon", "image/vnd.microsoft.icon", "image/avif", "image/apng", "audio/", "video/",
     "font/", "application/font", "application/x-font", "text/plain", "text/csv",
     "application/pdf", "application/octet-stream",
+)
+# data: URLs that render active documents even when typed or linked on their own.
+_ACTIVE_DATA_MIME_PREFIXES = (
+    "text/html", "image/svg", "application/xhtml", "text/xml", "application/xml",
+    "text/javascript", "application/javascript", "application/ecmascript",
+    "application/x-shockwave", "text/xsl", "text/vbscript",
+)
+
+# XML namespaces that turn markup into script, XSLT, inclusions or IE behaviours.
+_ACTIVE_NAMESPACES = (
+    "1999/xhtml", "/xsl/transform", "xinclude", "xml-events", "schemas-microsoft-com:time",
 )
 
 # Named character references that matter for hiding a scheme, a tag or a call.
@@ -135,8 +152,8 @@ _NAMED_REFS: dict[str, str] = {
 _LEGACY_REFS = frozenset({"amp", "lt", "gt", "quot", "nbsp"})
 
 _JS_OPERATORS = ";,+-*/%|&^?:<>=!~)}]"
-# Globals and sinks whose call after a string break is the classic payload.
-_JS_SINKS = frozenset(
+# Roots and sinks whose use after a string break is the classic payload (lower-cased).
+_JS_BREAK_ROOTS = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "function", "settimeout", "setinterval",
         "execscript", "fetch", "import", "atob", "open", "print", "document", "window",
@@ -145,6 +162,33 @@ _JS_SINKS = frozenset(
         "require", "process", "new",
     }
 )
+# Functions that evaluate code or pop dialogs; calling one is what a payload proves.
+_JS_SINKS = frozenset(
+    {
+        "alert", "prompt", "confirm", "eval", "setTimeout", "setInterval", "Function",
+        "execScript", "atob", "btoa", "fromCharCode", "importScripts", "globalEval",
+        "setImmediate", "msSetImmediate",
+    }
+)
+# Sink names that are also English words: their call must carry a real argument.
+_JS_WORDY_SINKS = frozenset({"alert", "prompt", "confirm"})
+# Global objects whose properties payloads reach for.
+_JS_GLOBALS = ("document", "window", "self", "top", "parent", "frames", "globalThis", "opener")
+_JS_DOM_PROPS = frozenset(
+    {
+        "cookie", "domain", "location", "write", "writeln", "body", "head", "createElement",
+        "querySelector", "querySelectorAll", "getElementById", "getElementsByTagName",
+        "getElementsByName", "getElementsByClassName", "innerHTML", "outerHTML", "alert",
+        "eval", "open", "execCommand", "documentElement", "forms", "links", "images",
+        "scripts", "defaultView", "referrer", "URL", "documentURI", "localStorage",
+        "sessionStorage", "opener", "prompt", "confirm", "setTimeout", "setInterval",
+        "Function", "atob", "fetch", "XMLHttpRequest", "navigator", "origin", "frames",
+        "parent", "top", "childNodes", "firstChild", "lastChild", "appendChild", "onload",
+        "onerror", "postMessage", "constructor", "jQuery", "$", "globalEval", "implementation",
+        "baseURI", "title",
+    }
+)
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
 
 def decode_entities(value: str) -> str:
@@ -171,9 +215,10 @@ def decode_entities(value: str) -> str:
             if j > start:
                 text = value[start:j].lstrip("0")[:8] or "0"
                 code = int(text, 16 if hexa else 10)
-                if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
                     decoded = "\ufffd"
                 else:
+                    # NUL is kept (not U+FFFD) so that legacy-parser checks can drop it.
                     decoded = chr(code)
                 if j < n and value[j] == ";":
                     j += 1
@@ -198,18 +243,24 @@ def decode_entities(value: str) -> str:
     return "".join(out)
 
 
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+
+
 def tokenize(value: str, context: int = CTX_DATA) -> Iterator[Token]:
     """Yield tags, attributes and comments as an HTML5 tokenizer would see them.
 
-    ``context`` says where the value starts: in text, or inside an attribute value of an
-    unknown tag.  Text is skipped (it cannot run script); a tag cut off by the end of the value
-    is still reported, since the page around the injection would complete it.
+    ``context`` says where the value starts: in text, inside an attribute value of an unknown
+    tag, or where an attribute name may start.  Text is skipped (it cannot run script).  A tag
+    cut off by the end of the value is still reported: the page around the injection would
+    complete it.
     """
     s = value
     n = len(s)
     i = 0
-    tag = ""
-    in_end_tag = False
+    if context == CTX_DATA:
+        yield from _data(s, 0)
+        return
     # Finish the attribute value we were dropped into, then continue inside that tag.
     if context == CTX_ATTR_UNQUOTED:
         while i < n and s[i] not in _UNQUOTED_END:
@@ -217,19 +268,14 @@ def tokenize(value: str, context: int = CTX_DATA) -> Iterator[Token]:
         if i >= n:
             return
         if s[i] == ">":
-            i += 1
-            yield from _data(s, i)
+            yield from _data(s, i + 1)
             return
     elif context in (CTX_ATTR_SINGLE, CTX_ATTR_DOUBLE):
         j = s.find("'" if context == CTX_ATTR_SINGLE else '"')
         if j < 0:
             return
         i = j + 1
-    else:
-        yield from _data(s, 0)
-        return
-    # Inside the tag after the value: attribute list of an unknown tag.
-    i = yield from _attributes(s, i, tag, in_end_tag)
+    i = yield from _attributes(s, i, "", False)
     if i < n:
         yield from _data(s, i)
 
@@ -243,6 +289,13 @@ def _data(s: str, i: int) -> Generator[Token, None, None]:
             return
         i = lt + 1
         c = s[i]
+        if c == "\x00":
+            # Legacy parsers skipped NULs: '<\0script>' was a script tag.
+            while i < n and s[i] == "\x00":
+                i += 1
+            if i >= n:
+                return
+            c = s[i]
         if c.isascii() and c.isalpha():
             i = yield from _tag(s, i, lt, False)
         elif c == "/":
@@ -261,10 +314,7 @@ def _data(s: str, i: int) -> Generator[Token, None, None]:
             if s.startswith("--", i):
                 i = yield from _comment(s, i + 2, lt)
             elif s[i : i + 7].lower() == "doctype":
-                end = s.find(">", i)
-                end = n if end < 0 else end
-                yield Token(DOCTYPE, s[i + 7 : end].strip(_WS), None, lt, "")
-                i = end + 1
+                i = yield from _doctype(s, i + 7, lt)
             else:
                 i = yield from _bogus(s, i, lt)
         elif c == "?":
@@ -288,7 +338,7 @@ def _attributes(s: str, i: int, tag: str, end: bool) -> Generator[Token, None, i
     """Before/after attribute name and value states; returns the index after '>'."""
     n = len(s)
     while True:
-        # Before attribute name.
+        # Before attribute name ('/' is the self-closing flag, or a parse error: skipped).
         while i < n and (s[i] in _WS or s[i] == "/"):
             i += 1
         if i >= n:
@@ -357,6 +407,19 @@ def _comment(s: str, i: int, lt: int) -> Generator[Token, None, int]:
     return a + 3
 
 
+def _doctype(s: str, i: int, lt: int) -> Generator[Token, None, int]:
+    """DOCTYPE; an XML internal subset '[...]' may hold '>' characters, so skip it whole."""
+    n = len(s)
+    gt = s.find(">", i)
+    br = s.find("[", i)
+    if 0 <= br < gt:
+        close = s.find("]", br)
+        gt = s.find(">", close) if close >= 0 else -1
+    end = n if gt < 0 else gt
+    yield Token(DOCTYPE, s[i:end], None, lt, "")
+    return end + 1
+
+
 def _bogus(s: str, i: int, lt: int) -> Generator[Token, None, int]:
     """Bogus comment ('<?...>', '<!x...>', '</1...>'): everything up to the next '>'."""
     end = s.find(">", i)
@@ -367,7 +430,7 @@ def _bogus(s: str, i: int, lt: int) -> Generator[Token, None, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Judging
+# Judging HTML tokens
 
 
 def _local_tag_name(name: str) -> str:
@@ -384,15 +447,16 @@ def _local_tag_name(name: str) -> str:
 
 
 def _strip_url(value: str, limit: int) -> str:
-    """Drop what URL parsing ignores (leading C0/space, embedded tab/CR/LF, NUL); lower-case."""
+    """Drop what URL parsing ignores (leading controls/space, embedded tab/CR/LF; legacy
+    browsers also other C0 controls and NUL) and lower-case; at most ``limit`` characters."""
     out: list[str] = []
     started = False
     for ch in value:
         if not started:
-            if ch <= " " or ch == "\xa0" or ch == "`":
+            if ch <= " " or ch in "\xa0`'\"\ufffd":
                 continue
             started = True
-        if ch in "\t\n\r\x00":
+        if ch < " " or ch == "\ufffd":
             continue
         out.append(ch)
         if len(out) >= limit:
@@ -401,7 +465,7 @@ def _strip_url(value: str, limit: int) -> str:
 
 
 def _url_danger(value: str, strict: bool) -> str | None:
-    """Scheme check of an (entity-decoded) URL; ``strict`` wants code after the scheme too."""
+    """Scheme check of an (entity-decoded) URL; ``strict`` wants more proof than the scheme."""
     url = _strip_url(value, 64)
     colon = url.find(":")
     if colon <= 0 or colon > 12:
@@ -409,9 +473,7 @@ def _url_danger(value: str, strict: bool) -> str | None:
     scheme = url[:colon]
     rest = url[colon + 1 :]
     if scheme in _SCRIPT_SCHEMES:
-        if not strict:
-            return scheme + ":"
-        if rest[:1] not in ("", " ") or any(ch in rest for ch in "(`=\\[;"):
+        if not strict or rest[:1] not in ("", " ") or any(ch in rest for ch in "(`=\\[;"):
             return scheme + ":"
         return None
     if scheme == "data":
@@ -422,13 +484,7 @@ def _url_danger(value: str, strict: bool) -> str | None:
                 break
         mime = mime.strip()
         if strict:
-            if mime.startswith(
-                ("text/html", "image/svg", "application/xhtml", "text/xml", "application/xml",
-                 "text/javascript", "application/javascript", "application/ecmascript",
-                 "application/x-shockwave", "text/xsl", "text/vbscript")
-            ):
-                return "data:" + mime
-            return None
+            return "data:" + mime if mime.startswith(_ACTIVE_DATA_MIME_PREFIXES) else None
         if mime.startswith(_SAFE_DATA_MIME_PREFIXES) and "svg" not in mime:
             return None
         return "data:" + mime
@@ -436,13 +492,19 @@ def _url_danger(value: str, strict: bool) -> str | None:
 
 
 def _css_normalize(value: str) -> str:
-    """Undo CSS comments and backslash escapes, drop whitespace, lower-case."""
+    """Undo CSS comments and backslash escapes, drop whitespace and NULs, lower-case."""
     out: list[str] = []
     n = len(value)
     i = 0
+    quote = ""
     while i < n:
         ch = value[i]
-        if ch == "/" and value.startswith("*", i + 1):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "/" and value.startswith("*", i + 1):
             end = value.find("*/", i + 2)
             i = n if end < 0 else end + 2
             continue
@@ -453,8 +515,8 @@ def _css_normalize(value: str) -> str:
                 k += 1
             if k > j:
                 code = int(value[j:k], 16)
-                out.append(chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
-                           else "\ufffd")
+                ok = 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+                out.append(chr(code) if ok else "\ufffd")
                 if k < n and value[k] in _WS:
                     k += 1
                 i = k
@@ -469,9 +531,23 @@ def _css_normalize(value: str) -> str:
     return "".join(out).lower()
 
 
-def _css_danger(value: str) -> str | None:
-    """CSS that can run script (IE expressions/behaviors, XBL bindings, script URLs)."""
+def _css_danger(value: str, bare: bool) -> str | None:
+    """CSS that can run script: IE expressions/behaviours, XBL bindings, script URLs.
+
+    ``bare`` is for a whole request value that may land in a style sheet: it must read as a
+    declaration (``prop:expression(``) rather than prose mentioning a word.
+    """
+    if bare:
+        low = value.lower()
+        if not ("expression" in low or "binding" in low or "behavior" in low or "url" in low):
+            return None
     css = _css_normalize(value)
+    if bare:
+        for needle in (":expression(", "-moz-binding:url(", "behavior:url(", "url(javascript:",
+                       "url(vbscript:", "url('javascript:", 'url("javascript:'):
+            if needle in css:
+                return needle
+        return None
     for needle in ("expression(", "behavior:", "-moz-binding", "javascript:", "vbscript:",
                    "@import"):
         if needle in css:
@@ -480,41 +556,82 @@ def _css_danger(value: str) -> str | None:
 
 
 def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
-    """Event handlers, script URLs, dangerous CSS and nested documents in one attribute."""
-    name = tok.name.lower()
+    """Event handlers, script URLs, dangerous CSS, active namespaces and nested markup."""
+    name = tok.name.lower().strip("\x00\x0b\x0c")
     if "\x00" in name:
         name = name.replace("\x00", "")
     value = tok.value
-    if name.startswith("on") and value is not None and value.strip(_WS):
+    if name.startswith("on") and value is not None:
         event = name[2:]
         if event in _EVENTS:
             return name + "="
-        if len(event) >= 3 and event.isascii() and event.isalpha() and (
-            not strict or any(ch in value for ch in "(`=")
+        if (
+            len(event) >= 3
+            and event.isascii()
+            and event.isalpha()
+            and value.strip(_WS)
+            and (not strict or any(ch in value for ch in "(`="))
         ):
             return name + "="
     if not value:
         return None
     colon = name.rfind(":")
     local = name[colon + 1 :] if colon >= 0 else name
-    decoded = decode_entities(value)
+    decoded = decode_entities(value) if "&" in value else value
     if local == "style":
-        found = _css_danger(decoded)
+        found = _css_danger(decoded, False)
         if found:
             return found
-    if local == "srcdoc" and depth < _MAX_DEPTH and "<" in decoded:
+    elif local == "srcdoc" and depth < _MAX_DEPTH and "<" in decoded:
         found = _scan(decoded, CTX_DATA, depth + 1)
         if found:
             return "srcdoc=" + found
-    url_attr = local in _URL_ATTRS
-    found = _url_danger(decoded, strict or not url_attr)
+    elif local == "attributename":
+        # SVG animation retargeting an event handler or a link.
+        target = decoded.strip(_WS).lower()
+        if target.startswith("on") and target[2:] in _EVENTS:
+            return "attributename=" + target
+    elif local == "dataformatas" and "html" in decoded.lower():
+        return "dataformatas="  # IE data binding injecting HTML
+    elif name == "xmlns" or name.startswith("xmlns:"):
+        low = decoded.lower()
+        for ns in _ACTIVE_NAMESPACES:
+            if ns in low:
+                return name + "=" + ns
+    found = _url_danger(decoded, strict or local not in _URL_ATTRS)
     if found:
         return found
     if local == "content" or name == "http-equiv":
-        low = decoded.lower()
-        k = low.find("url=")
+        k = decoded.lower().find("url=")
         if k >= 0:
-            return _url_danger(decoded[k + 4 :], False)
+            found = _url_danger(decoded[k + 4 :], False)
+            if found:
+                return found
+    if depth < _MAX_DEPTH:
+        # Markup inside an attribute value turns live when a sanitizer or a second parser
+        # (mutation XSS, legacy quoting rules, XML consumers) re-reads it.
+        if "<" in decoded:
+            found = _scan(decoded, CTX_DATA, depth + 1)
+            if found:
+                return found
+        if value[:1] == "`" and "=" in value:
+            # Legacy IE quoted attribute values with backticks.
+            close = value.find("`", 1)
+            found = _scan(value[close + 1 :] if close > 0 else value[1:], CTX_TAG, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _judge_markup_decl(body: str, depth: int) -> str | None:
+    """'<!...>' and '<?...>' bodies: XML entity/attribute declarations, IE imports, CDATA."""
+    low = body[:16].lower()
+    if low.startswith(("entity", "attlist", "element")) and len(low) > 6 and low[6] in _WS + "%":
+        return "<!" + low.split()[0]
+    if low.startswith(("?import", "?xml:namespace")):
+        return "<" + low.split()[0]
+    if low.startswith(("[cdata[", "[if")) and depth < _MAX_DEPTH:
+        return _scan(body, CTX_DATA, depth + 1)
     return None
 
 
@@ -528,8 +645,12 @@ def _scan(value: str, context: int, depth: int) -> str | None:
             if found:
                 return found
         elif kind == START_TAG:
-            if _local_tag_name(tok.name) in _DANGEROUS_TAGS:
-                return value[tok.pos : tok.pos + 1 + len(tok.name)].split()[0][:40]
+            local = _local_tag_name(tok.name)
+            if local in _DANGEROUS_TAGS or (local == "include" and ":" in tok.name):
+                end = tok.pos + 1
+                while end < len(value) and value[end] not in _TAG_NAME_END:
+                    end += 1
+                return value[tok.pos : min(end, tok.pos + 40)]
         elif kind == COMMENT:
             # IE conditional comments hide live markup inside a comment.
             body = tok.name.lstrip(_WS)
@@ -537,15 +658,39 @@ def _scan(value: str, context: int, depth: int) -> str | None:
                 found = _scan(body, CTX_DATA, depth + 1)
                 if found:
                     return found
-        elif kind == BOGUS:
+        elif kind == DOCTYPE:
             low = tok.name.lower()
-            if low.startswith(("?import", "?xml-stylesheet")):
-                return "<" + low.split()[0] if low.split() else "<?"
-            if low.startswith("[if") and depth < _MAX_DEPTH:
-                found = _scan(tok.name, CTX_DATA, depth + 1)
-                if found:
-                    return found
+            for decl in ("<!entity", "<!attlist", "<!element"):
+                if decl in low:
+                    return decl
+        else:
+            found = _judge_markup_decl(tok.name, depth)
+            if found:
+                return found
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# JavaScript checks
+
+
+def _skip_js_space(value: str, i: int) -> tuple[int, bool]:
+    """Skip whitespace and /*...*/ comments; report whether a comment was seen."""
+    n = len(value)
+    comment = False
+    while i < n:
+        ch = value[i]
+        if ch in _WS:
+            i += 1
+        elif ch == "/" and value.startswith("*", i + 1):
+            end = value.find("*/", i + 2)
+            if end < 0:
+                return n, True
+            i = end + 2
+            comment = True
+        else:
+            break
+    return i, comment
 
 
 def _js_break(value: str) -> str | None:
@@ -553,7 +698,6 @@ def _js_break(value: str) -> str | None:
     n = len(value)
     i = 0
     while True:
-        # Next quote character.
         q = -1
         for quote in "'\"`":
             k = value.find(quote, i)
@@ -571,12 +715,11 @@ def _js_break(value: str) -> str | None:
         if ops == 0:
             continue
         # Identifier chain: ident ( '.' ident | '[' ... ']' )*
-        start = j
         first = ""
         member = False
         while True:
             k = j
-            while k < n and (value[k].isalnum() or value[k] in "_$"):
+            while k < n and value[k] in _IDENT_CHARS:
                 k += 1
             if k == j or value[j].isdigit():
                 break
@@ -597,15 +740,103 @@ def _js_break(value: str) -> str | None:
                     j += 1
                     continue
             break
-        if not first or j >= n:
+        if not first or j >= n or first not in _JS_BREAK_ROOTS:
             continue
         nxt = value[j]
-        if nxt in "(`" and (first in _JS_SINKS or member):
+        if nxt in "(`":
             if nxt == "`" or value.find(")", j) > 0:
-                return value[q:j + 1]
+                return value[q : j + 1]
         elif nxt == "=" and member and not value.startswith("==", j) and j + 1 < n:
-            return value[q:j + 1]
-        del start
+            return value[q : j + 1]
+
+
+def _ident_before(value: str, end: int) -> tuple[str, int]:
+    """The identifier ending just before ``end`` and its start index."""
+    k = end
+    while k > 0 and value[k - 1] in _IDENT_CHARS:
+        k -= 1
+    return value[k:end], k
+
+
+def _js_sink_call(value: str) -> str | None:
+    """A call (or tagged template) of a code-evaluating or dialog function."""
+    n = len(value)
+    for opener in "(`":
+        p = value.find(opener)
+        while p > 0:
+            name, start = _ident_before(value, p)
+            if name in _JS_SINKS and (start == 0 or value[start - 1] not in _IDENT_CHARS):
+                if opener == "`":
+                    return value[start : p + 1]
+                close = value.find(")", p)
+                if close > 0:
+                    arg = value[p + 1 : close]
+                    # 'alert(s)' is prose; 'alert(1)', 'alert()' and 'alert(x.y)' are code.
+                    if not (name in _JS_WORDY_SINKS and 0 < len(arg) <= 3 and arg.isalpha()):
+                        return value[start : p + 1]
+            elif name == "constructor" and start > 0 and value[start - 1] == ".":
+                return value[start - 1 : p + 1]  # sandbox escape: x.constructor(...)
+            elif opener == "`" and name in ("call", "apply", "bind") and start > 0 and (
+                value[start - 1] == "."
+            ):
+                return value[start - 1 : p + 1]
+            p = value.find(opener, p + 1)
+            if p >= n:
+                break
+    # ${sink} inside a template literal passes the sink as a tag or callback.
+    p = value.find("${")
+    while p >= 0:
+        j, _ = _skip_js_space(value, p + 2)
+        k = j
+        while k < n and value[k] in _IDENT_CHARS:
+            k += 1
+        if value[j:k] in _JS_SINKS:
+            return value[p : k + 1]
+        p = value.find("${", p + 2)
+    return None
+
+
+def _js_dom_access(value: str) -> str | None:
+    """``document.cookie``, ``window['alert']``, ``(document)["cookie"]`` and the like."""
+    n = len(value)
+    for obj in _JS_GLOBALS:
+        p = value.find(obj)
+        while p >= 0:
+            end = p + len(obj)
+            if (p == 0 or value[p - 1] not in _IDENT_CHARS) and (
+                end >= n or value[end] not in _IDENT_CHARS
+            ):
+                j, comment = _skip_js_space(value, end)
+                if j < n and value[j] == ")":
+                    j, c2 = _skip_js_space(value, j + 1)
+                    comment = comment or c2
+                spaced = j > end and not comment
+                if j < n and value[j] == "[" and not spaced:
+                    k, _ = _skip_js_space(value, j + 1)
+                    if k < n and value[k] in "\"'`":
+                        return value[p : k + 1]
+                elif j < n and value[j] == "." and not spaced:
+                    k, c3 = _skip_js_space(value, j + 1)
+                    if k == j + 1 or comment or c3:
+                        e = k
+                        while e < n and value[e] in _IDENT_CHARS:
+                            e += 1
+                        if value[k:e] in _JS_DOM_PROPS:
+                            return value[p:e]
+            p = value.find(obj, end)
+    return None
+
+
+def _jsfuck(value: str) -> str | None:
+    """Code written with only []()!+ (JSFuck-style): '!![]', '+[]', '[][', '(![]'."""
+    for frag in ("!![]", "+[]", "[][", "(![]", "+!+"):
+        if frag in value:
+            return frag
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
 
 
 def _has_ws(value: str) -> bool:
@@ -613,39 +844,108 @@ def _has_ws(value: str) -> bool:
     return " " in value or "\t" in value or "\n" in value or "\f" in value or "\r" in value
 
 
+def _detect(value: str, depth: int) -> str | None:
+    """All checks on one representation of the value."""
+    has_lt = "<" in value
+    has_eq = "=" in value
+    has_colon = ":" in value
+    has_amp = "&" in value
+    if has_lt:
+        found = _scan(value, CTX_DATA, depth)
+        if found:
+            return found
+    if has_colon or has_amp:
+        head = value[:256]
+        decoded = decode_entities(head) if has_amp else head
+        # A scheme spelled with entities or control characters is obfuscated on purpose.
+        plain = decoded == head and "\t" not in head[:24] and "\n" not in head[:24]
+        found = _url_danger(decoded, plain)
+        if found:
+            return found
+        if "(" in value or "\\" in value:
+            found = _css_danger(decoded, True)
+            if found:
+                return found
+    if has_eq or ">" in value:
+        ws = _has_ws(value)
+        if ws or ">" in value:
+            found = _scan(value, CTX_ATTR_UNQUOTED, depth)
+            if found:
+                return found
+        if "'" in value:
+            found = _scan(value, CTX_ATTR_SINGLE, depth)
+            if found:
+                return found
+        if '"' in value:
+            found = _scan(value, CTX_ATTR_DOUBLE, depth)
+            if found:
+                return found
+        if has_eq:
+            found = _scan(value, CTX_TAG, depth)
+            if found:
+                return found
+    has_paren = "(" in value
+    has_tick = "`" in value
+    if (has_paren or has_tick or has_eq) and ("'" in value or '"' in value or has_tick):
+        found = _js_break(value)
+        if found:
+            return found
+    if has_paren or has_tick:
+        found = _js_sink_call(value)
+        if found:
+            return found
+    if "." in value or "[" in value:
+        found = _js_dom_access(value)
+        if found:
+            return found
+        if "[]" in value or "+!+" in value:
+            found = _jsfuck(value)
+            if found:
+                return found
+    return None
+
+
+def _variants(value: str) -> Iterator[str]:
+    """Other spellings a back end may turn the value into before it reaches a page."""
+    if "&" in value:
+        decoded = decode_entities(value)
+        if decoded != value and "<" in decoded:
+            yield decoded  # entity-escaped markup, decoded by an XML/HTML consumer
+    if "\uff1c" in value:
+        # Full-width '<' and friends, folded to ASCII by NFKC-normalising back ends.
+        yield "".join(
+            chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch for ch in value
+        )
+    if "+ADw" in value and value.isascii():
+        try:
+            yield value.encode("ascii").decode("utf-7")  # UTF-7 '<' is '+ADw-'
+        except UnicodeError:
+            pass
+
+
 def is_xss(value: str) -> str | None:
     """Return the offending fragment (e.g. '<script', 'onerror=', 'javascript:') when `value`
     would inject script into an HTML page, else None."""
-    has_lt = "<" in value
-    has_eq = "=" in value
-    has_colon = ":" in value or "&" in value
-    has_sq = "'" in value
-    has_dq = '"' in value
-    # Fast path: nothing that could open a tag, an attribute, a URL scheme or a JS break.
-    if not (has_lt or has_eq or has_colon or "(" in value or "`" in value):
+    # Fast path: nothing that could open a tag, an attribute, a URL scheme, a call or a
+    # property access.  Benign words, ids, language lists and most sentences end here.
+    if not (
+        "<" in value
+        or "=" in value
+        or ":" in value
+        or "&" in value
+        or "(" in value
+        or "`" in value
+        or "." in value
+        or "[" in value
+        or "\uff1c" in value
+        or "+ADw" in value
+    ):
         return None
-    if has_lt:
-        found = _scan(value, CTX_DATA, 0)
+    found = _detect(value, 0)
+    if found:
+        return found
+    for variant in _variants(value):
+        found = _detect(variant, 1)
         if found:
             return found
-    if has_colon:
-        found = _url_danger(decode_entities(value[:256]), True)
-        if found:
-            return found
-    if has_eq or has_lt:
-        # Breaking out of an attribute value needs a quote, whitespace or '>'.
-        if has_lt or _has_ws(value) or "/" in value:
-            found = _scan(value, CTX_ATTR_UNQUOTED, 0) if (_has_ws(value) or ">" in value) else None
-            if found:
-                return found
-        if has_sq:
-            found = _scan(value, CTX_ATTR_SINGLE, 0)
-            if found:
-                return found
-        if has_dq:
-            found = _scan(value, CTX_ATTR_DOUBLE, 0)
-            if found:
-                return found
-    if (has_sq or has_dq or "`" in value) and ("(" in value or "`" in value or has_eq):
-        return _js_break(value)
     return None
