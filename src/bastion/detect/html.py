@@ -71,12 +71,21 @@ class Token(NamedTuple):
 # judged on its own, so plain SVG/MathML markup passes.)
 _DANGEROUS_TAGS = frozenset(
     {
-        "script", "iframe", "frame", "frameset", "object", "embed", "applet", "style", "base",
-        "link", "meta", "form", "isindex", "import", "vmlframe", "handler", "listener",
-        "noscript", "portal", "layer", "ilayer", "bgsound", "xss", "template", "plaintext",
-        "xmp", "noembed", "noframes",
+        "script", "iframe", "frame", "frameset", "embed", "applet", "style", "isindex",
+        "import", "vmlframe", "handler", "listener", "noscript", "portal", "layer", "ilayer",
+        "xss", "template", "plaintext", "xmp", "noembed", "noframes",
     }
 )
+# Elements that act only through attributes: '<object>' or '<base>' as a bare placeholder in
+# prose ('git cat-file <object>') is harmless, '<base href=...>' or '<form action=...>' is not.
+_ATTR_ACTIVE_TAGS: dict[str, frozenset[str]] = {
+    "object": frozenset({"data", "classid", "codebase", "type", "src", "archive"}),
+    "base": frozenset({"href", "target"}),
+    "link": frozenset({"href", "rel", "import", "type"}),
+    "meta": frozenset({"http-equiv", "charset"}),
+    "form": frozenset({"action", "id", "name", "method", "target"}),
+    "bgsound": frozenset({"src"}),
+}
 
 # Events of the DOM and of legacy browsers; ``on`` + one of these is an event handler.
 _EVENTS = frozenset(
@@ -156,10 +165,9 @@ _JS_OPERATORS = ";,+-*/%|&^?:<>=!~)}]"
 _JS_BREAK_ROOTS = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "function", "settimeout", "setinterval",
-        "execscript", "fetch", "import", "atob", "open", "print", "document", "window",
-        "location", "top", "self", "parent", "frames", "globalthis", "this", "constructor",
-        "xmlhttprequest", "navigator", "string", "unescape", "decodeuricomponent", "console",
-        "require", "process", "new",
+        "execscript", "fetch", "import", "atob", "document", "window", "location", "top",
+        "self", "parent", "frames", "globalthis", "this", "constructor", "xmlhttprequest",
+        "navigator", "unescape", "decodeuricomponent",
     }
 )
 # Functions that evaluate code or pop dialogs; calling one is what a payload proves.
@@ -443,6 +451,8 @@ def _local_tag_name(name: str) -> str:
     j = 0
     while j < len(name) and name[j].isascii() and name[j].isalnum():
         j += 1
+    if j < len(name) and name[j] in "-_.":
+        return name  # a custom or placeholder name such as 'base-commit-id'
     return name[:j]
 
 
@@ -644,6 +654,10 @@ def _scan(value: str, context: int, depth: int) -> str | None:
             found = _judge_attr(tok, strict and tok.tag == "", depth)
             if found:
                 return found
+            if tok.tag:
+                active = _ATTR_ACTIVE_TAGS.get(_local_tag_name(tok.tag))
+                if active is not None and tok.name.lower() in active:
+                    return "<" + tok.tag + " " + tok.name.lower()
         elif kind == START_TAG:
             local = _local_tag_name(tok.name)
             if local in _DANGEROUS_TAGS or (local == "include" and ":" in tok.name):
@@ -743,8 +757,12 @@ def _js_break(value: str) -> str | None:
         if not first or j >= n or first not in _JS_BREAK_ROOTS:
             continue
         nxt = value[j]
-        if nxt in "(`":
-            if nxt == "`" or value.find(")", j) > 0:
+        if nxt == "`":
+            return value[q : j + 1]
+        if nxt == "(":
+            close = value.find(")", j)
+            arg = value[j + 1 : close]
+            if close > 0 and not (0 < len(arg) <= 3 and arg.isalpha()):
                 return value[q : j + 1]
         elif nxt == "=" and member and not value.startswith("==", j) and j + 1 < n:
             return value[q : j + 1]
@@ -821,10 +839,24 @@ def _js_dom_access(value: str) -> str | None:
                         e = k
                         while e < n and value[e] in _IDENT_CHARS:
                             e += 1
-                        if value[k:e] in _JS_DOM_PROPS:
+                        if value[k:e] in _JS_DOM_PROPS and _code_around(value, p, e):
                             return value[p:e]
             p = value.find(obj, end)
     return None
+
+
+def _code_around(value: str, start: int, end: int) -> bool:
+    """Whether ``value[start:end]`` stands as code (alone, or touching code punctuation)
+    rather than being mentioned in prose ('what is document.cookie?')."""
+    if not value[:start].strip(_WS) and not value[end:].strip(_WS):
+        return True
+    before = value[start - 1] if start > 0 else ""
+    after = value[end] if end < len(value) else ""
+    if before and before in "([{=;,+!&|?:'\"`":
+        return True
+    if after == "." and end + 1 < len(value) and value[end + 1] in _IDENT_CHARS:
+        return True
+    return bool(after) and after in "()[]=;,+'\"`"
 
 
 def _jsfuck(value: str) -> str | None:
