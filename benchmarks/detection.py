@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = headline_rows(records, fired)
 
     by_category: dict[tuple[str, str, bool], list[int]] = defaultdict(lambda: [0, 0])
-    for record, ids in zip(records, fired):
+    for record, ids in zip(records, fired, strict=True):
         key = (str(record["source"]), str(record["category"]), bool(record["expect_attack"]))
         by_category[key][0] += 1
         by_category[key][1] += bool(ids)
@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.misses:
         print(f"\nmissed {args.misses} attacks (PL1-2 for crs):")
-        for record, ids in zip(records, fired):
+        for record, ids in zip(records, fired, strict=True):
             if (record["category"] == args.misses and record["expect_attack"] and not ids
                     and record.get("paranoia") in (1, 2, None)):
                 print(" ", record["id"], record["method"], record["path"], record["query"],
                       repr(record["body"])[:200])
     if args.false_positives:
         print("\nbenign requests flagged:")
-        for record, ids in zip(records, fired):
+        for record, ids in zip(records, fired, strict=True):
             if not record["expect_attack"] and ids:
                 print(" ", record["id"], ids, record["path"], record["query"],
                       repr(record["body"])[:200])

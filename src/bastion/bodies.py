@@ -113,7 +113,7 @@ class _XmlTree:
                 texts.append(data)
 
 
-def _refuse(*_: object) -> None:
+def _refuse(*_: object) -> int:
     raise ValueError("XML document type declarations are not accepted")
 
 

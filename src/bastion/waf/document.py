@@ -238,12 +238,19 @@ def _tags(raw: object, path: str) -> dict[str, str]:
 def version_gate(raw: Mapping[str, Any]) -> bool:
     """Whether this engine version is within the rule's min_version/max_version."""
     low, high = _version(raw.get("min_version")), _version(raw.get("max_version"))
-    return (low is None or COMPAT_VERSION >= low) and (high is None or COMPAT_VERSION <= high)
+    return (low is None or low <= COMPAT_VERSION) and (high is None or high >= COMPAT_VERSION)
+
+
+def _object(raw: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise OperatorError(f"{path} must be an object")
+    return raw
 
 
 def parse_rule(raw: object, data: DataTables, path: str, custom: bool) -> Rule:
+    raw = _object(raw, path)
     rule_id = _require(raw, "id", str, path)
-    name = raw.get("name", rule_id) if isinstance(raw, Mapping) else rule_id
+    name = raw.get("name", rule_id)
     transformers = _transformers(raw.get("transformers", []), f"{path}.transformers")
     conditions = _conditions(raw.get("conditions"), transformers, data, f"{path}.conditions", False)
     on_match = raw.get("on_match", [])
@@ -276,6 +283,7 @@ def parse_rules_target(raw: object, path: str) -> tuple[RuleTarget, ...]:
 
 
 def parse_exclusion(raw: object, data: DataTables, path: str) -> Exclusion:
+    raw = _object(raw, path)
     exclusion_id = _require(raw, "id", str, path)
     targets = parse_rules_target(raw.get("rules_target"), f"{path}.rules_target")
     conditions = _conditions(raw.get("conditions"), (), data, f"{path}.conditions", True)
@@ -296,8 +304,7 @@ def parse_exclusion(raw: object, data: DataTables, path: str) -> Exclusion:
 
 
 def parse_override(raw: object, path: str) -> Override:
-    if not isinstance(raw, Mapping):
-        raise OperatorError(f"{path} must be an object")
+    raw = _object(raw, path)
     targets = parse_rules_target(raw.get("rules_target"), f"{path}.rules_target")
     if not targets:
         raise OperatorError(f"{path}.rules_target must not be empty")
@@ -325,6 +332,7 @@ DEFAULT_ACTIONS: dict[str, Action] = {
 
 
 def parse_action(raw: object, path: str) -> tuple[str, Action]:
+    raw = _object(raw, path)
     action_id = _require(raw, "id", str, path)
     kind = _require(raw, "type", str, path)
     if kind not in ACTION_TYPES:
@@ -350,7 +358,9 @@ def parse_action(raw: object, path: str) -> tuple[str, Action]:
     return action_id, Action(kind, params)
 
 
-def parse_rules_data(raw: Sequence[Any], path: str, warnings: list[str]) -> dict[str, dict[str, float]]:
+def parse_rules_data(
+    raw: Sequence[Any], path: str, warnings: list[str]
+) -> dict[str, dict[str, float]]:
     """Deny lists by id; entries from several documents with the same id are merged."""
     tables: dict[str, dict[str, float]] = {}
     for index, entry in enumerate(raw):

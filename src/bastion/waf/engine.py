@@ -81,7 +81,9 @@ class WafContext:
     def addresses(self) -> Mapping[str, object]:
         return self._store
 
-    def run(self, addresses: Mapping[str, object], timeout_us: int = DEFAULT_TIMEOUT_US) -> WafResult:
+    def run(
+        self, addresses: Mapping[str, object], timeout_us: int = DEFAULT_TIMEOUT_US
+    ) -> WafResult:
         """Evaluate the new addresses; returns the events and actions of rules that fired now."""
         started = time.perf_counter()
         deadline = started + timeout_us / 1e6
@@ -146,7 +148,8 @@ class WafContext:
             for _, text in walk(value, limits):
                 text = chain(text) if chain else text
                 if isinstance(operator, PatternOperator):
-                    if len(text) >= operator.min_length and compile_re2(operator.pattern).search(text):
+                    program = compile_re2(operator.pattern)
+                    if len(text) >= operator.min_length and program.search(text):
                         return True
                 elif isinstance(operator, ValueOperator) and operator.match(text) is not None:
                     return True
@@ -186,12 +189,12 @@ class WafContext:
                 # One scan of all values together; only a hit pays for per-value scans.
                 scan_each = patterns.may_match(texts[0] if len(texts) == 1 else "\n".join(texts))
                 if scan_each or patterns.has_re2_only:
-                    for (key_path, raw), text in zip(items, texts):
+                    for (key_path, raw), text in zip(items, texts, strict=True):
                         for index in patterns.matches(text, scan_each):
                             self._record_pattern(lane, index, address, key_path, raw, text,
                                                  bypass, excluded)
             if lane.value_ops:
-                for (key_path, raw), text in zip(items, texts):
+                for (key_path, raw), text in zip(items, texts, strict=True):
                     for operator, ref in lane.value_ops:
                         slot = (ref.rule, ref.condition)
                         if (

@@ -204,10 +204,11 @@ _DETECTORS = {
 def _detector(name: str) -> Callable[[str], str | None]:
     """The detector function behind an operator name, imported on first use."""
     try:
-        module = importlib.import_module(_DETECTORS[name])
-    except ImportError as exc:
+        function: Callable[[str], str | None] = getattr(
+            importlib.import_module(_DETECTORS[name]), name
+        )
+    except (ImportError, AttributeError) as exc:
         raise OperatorError(f"detector {name!r} is unavailable: {exc}") from exc
-    function: Callable[[str], str | None] = getattr(module, name)
     return function
 
 

@@ -128,10 +128,9 @@ class Ruleset:
             e.id: [i for i, rule in enumerate(self.rules) if e.selects(rule)]
             for e in self.exclusions
         }
-        if document.get("rules") or document.get("custom_rules"):
-            if not rules:
-                raise RulesetError("$.rules", "no rule could be loaded: "
-                                   + "; ".join(list(diagnostics.failed.values())[:3]))
+        if (document.get("rules") or document.get("custom_rules")) and not rules:
+            raise RulesetError("$.rules", "no rule could be loaded: "
+                               + "; ".join(list(diagnostics.failed.values())[:3]))
         self.lanes: dict[str, list[Lane]] = build_lanes(self.rules, self._cache)
         # Rules with conditions on whole addresses: checked when those addresses arrive,
         # and `!exists` rules on every run, since an absence can only be seen at the end.
@@ -224,8 +223,8 @@ def load_ruleset(
     """Load the bundled default rules, a rule file, or an already-parsed document."""
     if source is None:
         document: Mapping[str, Any] = default_rules_document()
-    elif isinstance(source, Mapping):
-        document = source
-    else:
+    elif isinstance(source, str | Path):
         document = read_document(source)
+    else:
+        document = check_document(source)
     return Ruleset(document, limits)
