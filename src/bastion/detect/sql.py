@@ -1,0 +1,1125 @@
+"""SQL injection detection with a hand-written SQL lexer and a token grammar.
+
+The lexer knows the lexical rules of SQLite, PostgreSQL and MySQL/MariaDB (quoting, escapes,
+comments, numbers, operators). `is_sqli` places the inspected value in a query the way an
+application would (as a bare value, after a single quote, after a double quote), lexes what
+the database would see, and runs a small state machine over the tokens: the value must parse
+as a valid continuation of the query *and* contain something an honest value never needs
+(a string break followed by SQL, a tautology after OR, UNION SELECT, a stacked statement,
+comment truncation, time or file functions...).
+
+No regular expression sees the input: scanning is a single pass per context, linear in
+the length of the value, with an explicit (non-recursive) stack for parentheses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+__all__ = ["DIALECTS", "Token", "is_sqli", "tokenize"]
+
+DIALECTS = ("generic", "mysql", "postgres", "sqlite")
+
+
+class Token(NamedTuple):
+    """One lexical token; `kind` is a one-character class (see the K_* constants)."""
+
+    kind: str
+    text: str
+    start: int
+
+
+# Token kinds. One character each so that a token sequence reads as a short fingerprint.
+K_STRING = "s"  # quoted string literal ('..', "..", $$..$$, N'..', X'..')
+K_NUMBER = "1"  # numeric literal, also TRUE/FALSE/NULL
+K_NAME = "n"  # bare word or quoted identifier (`x`, "x" in postgres, [x] in sqlite)
+K_VAR = "v"  # @x, @@x, $1, ?
+K_KEYWORD = "k"  # reserved word that is neither operator nor statement start
+K_LOGIC = "&"  # AND OR XOR && ||
+K_OP = "o"  # other operators, symbolic (=, +, ::) or words (LIKE, IS, DIV)
+K_UNION = "U"  # UNION INTERSECT EXCEPT MINUS
+K_STMT = "E"  # statement start: SELECT, INSERT, DROP, ...
+K_FUNC = "f"  # a word directly followed by "("
+K_OPEN = "("
+K_CLOSE = ")"
+K_COMMA = ","
+K_SEMI = ";"
+K_COMMENT = "c"  # line comment, or a block comment left open: truncates the query
+K_INLINE = "C"  # closed /* */ comment used as white space
+K_DOT = "."
+K_OTHER = "X"  # a character with no meaning in SQL
+
+# --- lexical tables -------------------------------------------------------------------------
+
+_WS = frozenset(" \t\n\r\v\f\x00")
+# ASCII characters that may continue a bare word; every non-ASCII character may too (as in
+# MySQL and PostgreSQL, which accept any code point >= 0x80 in unquoted identifiers).
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Longest first within each first character.
+_OPERATORS3 = frozenset({"<=>", "->>", "!~*", "#>>", "!!="})
+_OPERATORS2 = frozenset(
+    {
+        "<=", ">=", "<>", "!=", "==", "<<", ">>", "||", "&&", "::", ":=", "->", "@>", "<@",
+        "~*", "!~", "#>", "?|", "?&", "-|", "|/", "^=",
+    }
+)
+_OPERATOR_CHARS = frozenset("=<>!+-*/%^&|~:?@#")
+_COMPARISONS = frozenset({"=", "<", ">", "<=", ">=", "<>", "!=", "==", "<=>", "!~", "~*", "!~*"})
+_ARITH = frozenset({"+", "-", "*", "/", "%", "^", "&", "|", "<<", ">>", "->", "->>", "#", "~"})
+_UNARY_SYMBOLS = frozenset({"-", "+", "~", "!"})
+
+_LOGIC_WORDS = frozenset({"AND", "OR", "XOR"})
+# Word operators: binary operators spelled as words.
+_WORD_OPS = frozenset(
+    {
+        "LIKE", "ILIKE", "RLIKE", "REGEXP", "GLOB", "MATCH", "IS", "IN", "BETWEEN", "DIV",
+        "MOD", "SOUNDS", "ESCAPE", "COLLATE", "SIMILAR", "OVERLAPS", "NOT", "AS", "BINARY",
+        "EXISTS", "DISTINCT", "ALL", "ANY", "SOME", "CASE", "WHEN", "THEN", "ELSE", "END",
+        "INTERVAL", "ASC", "DESC", "AGAINST", "MEMBER", "OF", "TO",
+    }
+)
+_PREDICATE_OPS = frozenset(
+    {"LIKE", "ILIKE", "RLIKE", "REGEXP", "GLOB", "MATCH", "IS", "IN", "BETWEEN", "SOUNDS",
+     "SIMILAR"}
+)
+_CONSTANT_WORDS = frozenset({"NULL", "TRUE", "FALSE", "UNKNOWN"})
+_UNIONS = frozenset({"UNION", "INTERSECT", "EXCEPT", "MINUS"})
+_STATEMENTS = frozenset(
+    {
+        "SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER", "TRUNCATE", "EXEC",
+        "EXECUTE", "DECLARE", "SET", "SHUTDOWN", "WAITFOR", "GRANT", "REVOKE", "CALL", "COPY",
+        "LOAD", "REPLACE", "PREPARE", "HANDLER", "RENAME", "MERGE", "UPSERT", "ATTACH", "PRAGMA",
+        "VACUUM",
+    }
+)
+_CLAUSES = frozenset(
+    {
+        "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "PROCEDURE", "INTO",
+        "FOR", "JOIN", "INNER", "OUTER", "CROSS", "NATURAL", "STRAIGHT_JOIN", "ON", "USING",
+        "WINDOW", "FETCH", "BY", "TOP", "OUTFILE", "DUMPFILE", "SEPARATOR", "LEFT", "RIGHT",
+        "FULL", "VALUES", "WITH", "LOCK", "RETURNING", "OVER", "PARTITION",
+    }
+)
+# Reserved words that may still be called as functions: `LEFT(x, 1)`, `IF(a, b, c)`.
+_KEYWORD_FUNCTIONS = frozenset(
+    {"LEFT", "RIGHT", "REPLACE", "INSERT", "MOD", "VALUES", "IF", "MATCH", "EXISTS", "ANY",
+     "SOME", "BINARY", "COLLATE", "INTERVAL", "CASE"}
+)
+_OBJECTS = frozenset(
+    {
+        "TABLE", "DATABASE", "SCHEMA", "USER", "VIEW", "PROCEDURE", "FUNCTION", "INDEX",
+        "TRIGGER", "LOGIN", "ROLE", "EXTENSION", "TABLESPACE", "EVENT", "SEQUENCE", "SERVER",
+        "TEMPORARY", "TEMP", "OR", "UNIQUE",
+    }
+)
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Functions seen in injection payloads (information gathering, string building, conditions,
+# delays, file and network access). A call to one of them counts as SQL evidence.
+_SQL_FUNCTIONS = _words(
+    """
+    ascii char chr concat concat_ws substring substr mid left right length len lower
+    upper hex unhex ord version database user current_user system_user session_user
+    schema count group_concat string_agg cast convert coalesce ifnull isnull nullif if
+    iif elt field make_set export_set rand floor ceil ceiling round abs md5 sha1 sha2
+    crc32 sleep benchmark pg_sleep pg_sleep_for waitfor load_file extractvalue updatexml
+    name_const exp json_keys json_extract geometrycollection polygon multipoint
+    linestring multilinestring multipolygon row gtid_subset procedure_analyse analyse
+    randomblob unicode instr locate position strcmp replace repeat reverse space trim
+    ltrim rtrim lpad rpad conv bin oct quote soundex char_length character_length
+    bit_length octet_length greatest least min max avg sum row_count found_rows
+    last_insert_id connection_id uuid now sysdate curdate current_database
+    current_schema pg_read_file pg_ls_dir lo_import lo_export lo_get query_to_xml xmlagg
+    array_agg to_char utl_inaddr.get_host_address utl_http.request
+    dbms_pipe.receive_message dbms_lock.sleep ctxsys.drithsx.sn xp_cmdshell xp_dirtree
+    xp_fileexist db_name is_srvrolemember has_dbaccess suser_name host_name
+    sqlite_version load_extension typeof zeroblob printf format encode decode
+    starts_with regexp_substr from_base64 to_base64 aes_encrypt aes_decrypt des_encrypt
+    compress uncompress inet_aton master_pos_wait get_lock release_lock is_free_lock pi
+    cos sin tan atan exp log dbms_xmlgen.getxml sys_context
+    """
+)
+_DANGER_FUNCTIONS = _words(
+    """
+    sleep benchmark pg_sleep pg_sleep_for load_file extractvalue updatexml name_const
+    pg_read_file pg_ls_dir lo_import lo_export lo_get utl_inaddr.get_host_address
+    utl_http.request dbms_pipe.receive_message dbms_lock.sleep xp_cmdshell xp_dirtree
+    xp_fileexist load_extension master_pos_wait get_lock randomblob gtid_subset
+    dbms_xmlgen.getxml ctxsys.drithsx.sn query_to_xml
+    """
+)
+_DIALECT_SET = frozenset(DIALECTS)
+
+
+class _Rules(NamedTuple):
+    """Lexical switches of one dialect."""
+
+    hash_comment: bool  # `#` starts a line comment (MySQL)
+    dash_needs_space: bool  # `--` is a comment only before white space (MySQL)
+    backslash: bool  # backslash escapes inside '..' and ".." (MySQL default)
+    dquote_string: bool  # ".." is a string (MySQL) rather than an identifier
+    dollar_quote: bool  # $tag$..$tag$ (PostgreSQL)
+    nested_comments: bool  # /* /* */ */ nests (PostgreSQL)
+    exec_comments: bool  # /*! code */ is code (MySQL)
+    brackets: bool  # [name] is an identifier (SQLite, SQL Server)
+    digit_names: bool  # 1abc is one identifier (MySQL); otherwise it is 1 then abc
+
+
+_RULES: dict[str, _Rules] = {
+    # generic: the union of the dialects, resolved the way that exposes more code.
+    "generic": _Rules(True, False, True, True, True, False, True, True, True),
+    "mysql": _Rules(True, True, True, True, False, False, True, False, True),
+    "postgres": _Rules(False, False, False, False, True, True, False, False, False),
+    "sqlite": _Rules(False, False, False, False, False, False, False, True, False),
+}
+
+_Tok = tuple[str, str, int, int]  # kind, normalised text (words upper-cased), start, end
+
+
+def _word_kind(up: str, is_call: bool) -> str:
+    """Classify an upper-cased bare word."""
+    if is_call and (up in _KEYWORD_FUNCTIONS or not _is_reserved(up)):
+        return K_FUNC
+    if up in _LOGIC_WORDS:
+        return K_LOGIC
+    if up in _WORD_OPS:
+        return K_OP
+    if up in _CONSTANT_WORDS:
+        return K_NUMBER
+    if up in _UNIONS:
+        return K_UNION
+    if up in _STATEMENTS:
+        return K_STMT
+    if up in _CLAUSES:
+        return K_KEYWORD
+    return K_NAME
+
+
+def _is_reserved(up: str) -> bool:
+    return (
+        up in _LOGIC_WORDS
+        or up in _WORD_OPS
+        or up in _UNIONS
+        or up in _STATEMENTS
+        or up in _CLAUSES
+        or up in _CONSTANT_WORDS
+    )
+
+
+def _lit(s: str, start: int, end: int, closed: bool) -> str:
+    """Normalised text of a quoted token: an unterminated one is marked with a leading NUL."""
+    return s[start:end] if closed else "\x00" + s[start:end]
+
+
+def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
+    """Return (index after the closing quote, closed?) for a literal whose body starts at i.
+
+    A doubled quote is an escaped quote in every dialect; a backslash escapes the next
+    character when `backslash` is set.
+    """
+    n = len(s)
+    while True:
+        j = s.find(q, i)
+        if backslash:
+            b = s.find("\\", i, j if j >= 0 else n)
+            if b >= 0:
+                i = b + 2
+                continue
+        if j < 0:
+            return n, False
+        if j + 1 < n and s[j + 1] == q:
+            i = j + 2
+            continue
+        return j + 1, True
+
+
+def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
+    """Yield (kind, text, start, end) tokens from s[pos:]; word texts are upper-cased."""
+    n = len(s)
+    i = pos
+    in_exec = False  # inside a MySQL /*! ... */ executable comment
+    ws = _WS
+    wordc = _WORD_CHARS
+    while i < n:
+        c = s[i]
+        if c in ws:
+            i += 1
+            continue
+        start = i
+        o = ord(c)
+        # --- words ---------------------------------------------------------------------------
+        if c in _WORD_START or o >= 0x80:
+            j = i + 1
+            while j < n:
+                d = s[j]
+                if d in wordc or (ord(d) >= 0x80 and d not in ws):
+                    j += 1
+                elif d == "." and j + 1 < n and (s[j + 1] in _WORD_START or s[j + 1] == "*"):
+                    j += 1 if s[j + 1] != "*" else 2
+                else:
+                    break
+            # string prefixes: N'..', X'..', B'..', E'..', _utf8'..', U&'..'
+            if j < n and s[j] == "'" and ((j - i == 1 and c in "nNxXbBeE") or c == "_"):
+                bs = rules.backslash or c in "eE"
+                i, closed = _scan_quoted(s, j + 1, "'", bs)
+                yield K_STRING, _lit(s, start, i, closed), start, i
+                continue
+            word = s[i:j]
+            k = j
+            while k < n and s[k] in ws:
+                k += 1
+            up = word.upper()
+            i = j
+            yield _word_kind(up, k < n and s[k] == "("), up, start, j
+            continue
+        # --- numbers ---------------------------------------------------------------------------
+        if c in _DIGITS or (c == "." and i + 1 < n and s[i + 1] in _DIGITS):
+            j = i + 1
+            if c == "0" and j < n and s[j] in "xXbB":
+                digits = _HEX if s[j] in "xX" else frozenset("01")
+                k = j + 1
+                while k < n and s[k] in digits:
+                    k += 1
+                if k > j + 1:
+                    j = k
+            else:
+                while j < n and s[j] in _DIGITS:
+                    j += 1
+                if c != "." and j < n and s[j] == ".":
+                    j += 1
+                while j < n and s[j] in _DIGITS:
+                    j += 1
+                if j < n and s[j] in "eE":
+                    k = j + 1
+                    if k < n and s[k] in "+-":
+                        k += 1
+                    if k < n and s[k] in _DIGITS:
+                        while k < n and s[k] in _DIGITS:
+                            k += 1
+                        j = k
+            if rules.digit_names and j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
+                while j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
+                    j += 1
+                i = j
+                yield K_NAME, s[start:j].upper(), start, j
+                continue
+            i = j
+            yield K_NUMBER, s[start:j], start, j
+            continue
+        # --- quotes ---------------------------------------------------------------------------
+        if c == "'":
+            i, closed = _scan_quoted(s, i + 1, "'", rules.backslash)
+            yield K_STRING, _lit(s, start, i, closed), start, i
+            continue
+        if c == '"':
+            i, closed = _scan_quoted(s, i + 1, '"', rules.backslash and rules.dquote_string)
+            yield (K_STRING if rules.dquote_string else K_NAME), _lit(s, start, i, closed), start, i
+            continue
+        if c == "`":
+            i, _ = _scan_quoted(s, i + 1, "`", False)
+            yield K_NAME, s[start:i], start, i
+            continue
+        if c == "[" and rules.brackets:
+            j = s.find("]", i + 1)
+            i = n if j < 0 else j + 1
+            yield K_NAME, s[start:i], start, i
+            continue
+        # --- comments -------------------------------------------------------------------------
+        nxt = s[i + 1] if i + 1 < n else ""
+        if c == "-" and nxt == "-":
+            after = s[i + 2] if i + 2 < n else ""
+            if not rules.dash_needs_space or after == "" or after in ws or ord(after) < 32:
+                j = s.find("\n", i)
+                i = n if j < 0 else j + 1
+                yield K_COMMENT, s[start:i], start, i
+                continue
+        if c == "#" and rules.hash_comment:
+            j = s.find("\n", i)
+            i = n if j < 0 else j + 1
+            yield K_COMMENT, s[start:i], start, i
+            continue
+        if c == "/" and nxt == "*":
+            if rules.exec_comments and i + 2 < n and s[i + 2] == "!":
+                # MySQL executable comment: skip "/*!" and an optional version number.
+                j = i + 3
+                k = j
+                while k < n and k < j + 6 and s[k] in _DIGITS:
+                    k += 1
+                i = k
+                in_exec = True
+                yield K_INLINE, "/*!", start, i
+                continue
+            if rules.nested_comments:
+                depth = 1
+                j = i + 2
+                while depth and j < n:
+                    a = s.find("*/", j)
+                    b = s.find("/*", j, a if a >= 0 else n)
+                    if b >= 0:
+                        depth += 1
+                        j = b + 2
+                    elif a >= 0:
+                        depth -= 1
+                        j = a + 2
+                    else:
+                        j = n
+                        break
+                closed = depth == 0
+                i = j
+            else:
+                j = s.find("*/", i + 2)
+                closed = j >= 0
+                i = n if j < 0 else j + 2
+            yield (K_INLINE if closed else K_COMMENT), s[start:i], start, i
+            continue
+        if c == "*" and nxt == "/" and in_exec:
+            in_exec = False
+            i += 2
+            yield K_INLINE, "*/", start, i
+            continue
+        # --- dollar quotes, variables ------------------------------------------------------------
+        if c == "$":
+            if rules.dollar_quote:
+                j = i + 1
+                while j < n and (s[j] in wordc and s[j] != "$"):
+                    j += 1
+                if j < n and s[j] == "$" and (j == i + 1 or s[i + 1] not in _DIGITS):
+                    tag = s[i : j + 1]
+                    k = s.find(tag, j + 1)
+                    i = n if k < 0 else k + len(tag)
+                    yield K_STRING, _lit(s, start, i, k >= 0), start, i
+                    continue
+            if nxt in _DIGITS:
+                j = i + 1
+                while j < n and s[j] in _DIGITS:
+                    j += 1
+                i = j
+                yield K_VAR, s[start:j], start, j
+                continue
+            i += 1
+            yield K_OTHER, c, start, i
+            continue
+        if c == "@":
+            j = i + 1
+            if j < n and s[j] == "@":
+                j += 1
+            if j < n and s[j] in "'\"`":
+                j, _ = _scan_quoted(s, j + 1, s[j], rules.backslash)
+            else:
+                while j < n and (s[j] in wordc or s[j] == "." or ord(s[j]) >= 0x80):
+                    j += 1
+            if j > i + 1 and s[j - 1] != "@":
+                i = j
+                yield K_VAR, s[start:j], start, j
+                continue
+        # --- punctuation and operators -----------------------------------------------------------
+        if c == "(":
+            i += 1
+            yield K_OPEN, c, start, i
+            continue
+        if c == ")":
+            i += 1
+            yield K_CLOSE, c, start, i
+            continue
+        if c == ",":
+            i += 1
+            yield K_COMMA, c, start, i
+            continue
+        if c == ";":
+            i += 1
+            yield K_SEMI, c, start, i
+            continue
+        if c == ".":
+            i += 1
+            yield K_DOT, c, start, i
+            continue
+        if c in _OPERATOR_CHARS:
+            three = s[i : i + 3]
+            if three in _OPERATORS3:
+                op = three
+            elif three[:2] in _OPERATORS2:
+                op = three[:2]
+            else:
+                op = c
+            i += len(op)
+            if op == "?":
+                yield K_VAR, op, start, i
+            elif op in ("||", "&&"):
+                yield K_LOGIC, op, start, i
+            else:
+                yield K_OP, op, start, i
+            continue
+        i += 1
+        yield K_OTHER, c, start, i
+
+
+def tokenize(text: str, dialect: str = "generic") -> list[Token]:
+    """Split `text` into SQL tokens following `dialect`'s lexical rules.
+
+    Word tokens keep their original spelling here; white space is dropped.
+    """
+    if dialect not in _DIALECT_SET:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {DIALECTS}")
+    out: list[Token] = []
+    for kind, _norm, start, end in _lex(text, _RULES[dialect]):
+        out.append(Token(kind, text[start:end], start))
+    return out
+
+
+# --- grammar ------------------------------------------------------------------------------------
+#
+# The judge is a state machine over the tokens of one placement of the value. It checks that
+# the tokens alternate the way SQL expressions do (operand, operator, operand...), keeps a
+# stack of open parentheses (grouping, call, subquery, CASE), knows the clauses of a SELECT,
+# and collects evidence. A token that cannot follow ends the judgement: the placement is not
+# an injection, unless the evidence gathered before it is already conclusive (attack tools
+# often leave broken SQL after a UNION SELECT or a subquery).
+
+# states
+_OPERAND = 0  # an operand must follow
+_OPERATOR = 1  # an operand was completed: operator, clause, ")" or "," may follow
+_START = 2  # nothing yet (bare placement): an operand, or the rest of an expression
+_AFTER_SEMI = 3  # after ";": a statement may follow
+_ALIAS = 4  # after AS: a name must follow
+_AFTER_UNION = 5  # after UNION: ALL, DISTINCT, SELECT or "(" must follow
+_BY = 6  # after GROUP / ORDER / PARTITION: BY must follow
+_CALL_OPEN = 7  # after a function name or IN / EXISTS: "(" must follow
+_TOP = 8  # after SELECT TOP: a number must follow
+_STMT = 9  # after a statement keyword: check its object
+_TYPE = 10  # after CAST(x AS / x:: : a type name must follow
+
+# frames
+_F_TOP = 0
+_F_PAREN = 1
+_F_CALL = 2
+_F_SUBQ = 3
+_F_CASE = 4
+
+# clauses (where the current frame is)
+_C_EXPR = 0  # WHERE-like: a plain expression
+_C_LIST = 1  # select list: aliases allowed
+_C_FROM = 2  # FROM / JOIN: aliases allowed
+_C_OTHER = 3  # GROUP BY, ORDER BY, LIMIT, INTO, ...
+
+_CALL_WORDS = frozenset({"FROM", "FOR", "USING", "SEPARATOR", "ORDER", "IN"})
+_POSTFIX_WORDS = frozenset({"ASC", "DESC"})
+_CLAUSE_TO = {
+    "FROM": _C_FROM, "JOIN": _C_FROM, "STRAIGHT_JOIN": _C_FROM, "WHERE": _C_EXPR,
+    "HAVING": _C_EXPR, "ON": _C_EXPR, "RETURNING": _C_LIST,
+}
+# clause words that, right after a value, mean the value carried more query
+_INJECTED_CLAUSES = frozenset({"GROUP", "ORDER", "HAVING", "LIMIT", "PROCEDURE", "INTO", "OFFSET"})
+_JOIN_MODIFIERS = frozenset({"LEFT", "RIGHT", "INNER", "OUTER", "CROSS", "NATURAL", "FULL"})
+_UNARY_WORDS = frozenset({"NOT", "BINARY", "DISTINCT", "ALL", "INTERVAL", "PRIOR"})
+# statements that may follow an expression without ";" (SQL Server batches)
+_BATCH_STATEMENTS = frozenset(
+    {"DECLARE", "EXEC", "EXECUTE", "WAITFOR", "SHUTDOWN", "DROP", "INSERT", "UPDATE", "DELETE",
+     "CREATE", "ALTER", "TRUNCATE", "SET"}
+)
+_MATH_FUNCTIONS = frozenset(
+    {"sin", "cos", "tan", "atan", "pi", "exp", "log", "abs", "floor", "ceil", "ceiling", "round",
+     "min", "max", "avg", "sum", "count", "rand", "sqrt", "power", "mod", "now", "if", "left",
+     "right", "replace", "trim", "position", "format", "space", "field"}
+)
+_LITERALS = frozenset({K_NUMBER, K_STRING})
+
+
+class _Evidence:
+    """What one judgement collected."""
+
+    __slots__ = (
+        "arith", "clause", "cmp", "cmp_const", "danger", "exec", "func", "info_func", "lit",
+        "logic", "logic_lit", "logic_pred", "select", "select_from", "select_list",
+        "select_lit", "select_strong", "stacked", "subq", "union", "var",
+    )
+
+    def __init__(self) -> None:
+        self.arith = 0  # arithmetic / string / word operators
+        self.clause = 0  # ORDER BY, GROUP BY, LIMIT... right after a value
+        self.cmp = 0  # comparisons and predicates (=, LIKE, IS, IN...)
+        self.cmp_const = 0  # comparisons of two constants (1=1, 'a'='a')
+        self.danger = 0  # delay, file and network functions
+        self.exec = False  # a MySQL /*! */ executable comment
+        self.func = 0  # calls of known SQL functions
+        self.info_func = 0  # ... that are not plain arithmetic
+        self.lit = 0  # non-empty literals (besides the string the value closed)
+        self.logic = 0  # AND OR XOR && ||
+        self.logic_lit = 0  # literals after a logic operator
+        self.logic_pred = 0  # predicates, functions, subqueries after a logic operator
+        self.select = 0  # SELECT keywords
+        self.select_from = 0  # FROM clauses of those
+        self.select_list = 0  # commas in select lists
+        self.select_lit = 0  # literals in select lists
+        self.select_strong = 0  # functions, variables, * in select lists
+        self.stacked = False  # a second statement
+        self.subq = 0  # parenthesised SELECTs
+        self.union = False  # UNION [ALL] SELECT
+        self.var = 0  # @x, @@x
+
+
+def _conclusive(ev: _Evidence, number_start: bool) -> bool:
+    """Evidence that needs no more parsing (used when the rest does not parse)."""
+    if ev.stacked:
+        return True
+    if ev.union and (ev.select_strong or ev.select_lit or ev.select_list):
+        return True
+    if ev.logic and (ev.subq or ev.danger or (ev.logic_pred and ev.info_func)):
+        return True
+    if ev.select and ev.select_from and (ev.select_list or ev.select_strong):
+        return True
+    return bool(number_start and ev.danger)
+
+
+_MAX_FP = 12
+
+
+def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
+    """Run the grammar over one placement; return a fingerprint if it is an injection.
+
+    `quote` is the quote the value was placed after ("" for a bare value); then the first
+    token is the string that the value closed and what follows is outside any string.
+    """
+    ev = _Evidence()
+    fp: list[str] = []
+    frames: list[int] = [_F_TOP]
+    clauses: list[int] = [_C_EXPR]
+    breakout = quote != ""
+    state = _OPERATOR if breakout else _START
+    ntok = 0
+    first_kind = ""
+    prev_kind = ""
+    prev_text = ""
+    alias_used = False
+    between = 0  # BETWEEN seen, its AND pending
+    stmt = ""  # statement keyword being checked
+    stmt_n = 0
+    stmt_prev = ""
+    last_comment = ""  # text of a comment that is the last token so far
+    direct_trunc = False  # a comment right after the closed string (and ")")
+    closes_only = True  # only ")" since the closed string
+    cmp_left_const = False
+    cmp_pending = False
+    in_select = False  # inside a select list / query of the current top statement
+    last_open = False  # the last token is an unterminated literal
+    last_quote = ""
+    complete = True  # False when the loop stopped on a token that cannot follow
+
+    for kind, text, _start, _end in tokens:
+        if kind == K_INLINE:
+            if text == "/*!":
+                ev.exec = True
+            continue
+        if kind == K_COMMENT:
+            last_comment = text
+            if breakout and (ntok == 1 or (prev_kind == K_CLOSE and closes_only)):
+                direct_trunc = _real_comment(text)
+            if len(fp) < _MAX_FP:
+                fp.append(kind)
+            continue
+        last_comment = ""
+        if len(fp) < _MAX_FP:
+            fp.append(kind)
+        ntok += 1
+        if ntok == 1:
+            if breakout:
+                prev_kind, prev_text = K_STRING, text
+                continue
+            first_kind = kind
+            if kind == K_OP and text in ("-", "+"):
+                first_kind = "-"
+            elif kind == K_OPEN:
+                first_kind = "("
+        elif first_kind == "-" and ntok == 2:
+            first_kind = K_NUMBER if kind == K_NUMBER else "?"
+        if kind != K_CLOSE:
+            closes_only = False
+            direct_trunc = False
+        last_open = False
+
+        # ---- a statement keyword: check its object ----------------------------------------
+        if state == _STMT:
+            stmt_n += 1
+            verdict = _statement(stmt, stmt_n, kind, text, stmt_prev)
+            if verdict is True:
+                ev.stacked = True
+                return "".join(fp)
+            if verdict is False:
+                return None
+            stmt_prev = kind
+            prev_kind, prev_text = kind, text
+            continue
+        if state == _AFTER_SEMI:
+            if kind == K_STMT and text != "SELECT":
+                state = _STMT
+                stmt, stmt_n, stmt_prev = text, 0, kind
+                prev_kind, prev_text = kind, text
+                continue
+            if kind not in (K_STMT, K_OPEN):
+                return None
+            # "; SELECT ...", "; (SELECT ...)": parse the statement; it counts as stacked
+            # once it shows a select list that is not plain words.
+            state = _START
+            frames = [_F_TOP]
+            clauses = [_C_EXPR]
+            first_kind = "E"
+
+        top = frames[-1]
+        if kind in (K_STRING, K_NUMBER, K_VAR, K_NAME):
+            if state in (_OPERAND, _START, _TOP):
+                empty = kind == K_STRING and _empty_literal(text)
+                if kind == K_VAR:
+                    ev.var += 1
+                    if in_select:
+                        ev.select_strong += 1
+                    if ev.logic:
+                        ev.logic_pred += 1
+                elif kind != K_NAME and not empty:
+                    ev.lit += 1
+                    if ev.logic:
+                        ev.logic_lit += 1
+                    if in_select:
+                        ev.select_lit += 1
+                if cmp_pending:
+                    cmp_pending = False
+                    if cmp_left_const and kind in _LITERALS:
+                        ev.cmp_const += 1
+                if kind == K_STRING and text[:1] == "\x00":
+                    last_open = True
+                    last_quote = text[1:2]
+                state = _OPERAND if state == _TOP else _OPERATOR
+                alias_used = False
+            elif state in (_ALIAS, _TYPE):
+                state = _OPERATOR
+                alias_used = True
+            elif (
+                state == _OPERATOR
+                and not alias_used
+                and (kind in (K_NAME, K_STRING))
+                and (top in (_F_SUBQ, _F_TOP))
+                and (clauses[-1] == _C_LIST or clauses[-1] == _C_FROM)
+            ):
+                alias_used = True
+            else:
+                complete = False
+                break
+        elif kind == K_FUNC:
+            if state == _TYPE:
+                state = _CALL_OPEN
+                frames.append(_F_CALL)
+                clauses.append(_C_EXPR)
+                prev_kind, prev_text = kind, text
+                continue
+            if state not in (_OPERAND, _START):
+                complete = False
+                break
+            low = text.lower()
+            if low in _SQL_FUNCTIONS:
+                ev.func += 1
+                if low not in _MATH_FUNCTIONS:
+                    ev.info_func += 1
+                if in_select:
+                    ev.select_strong += 1
+                if ev.logic:
+                    ev.logic_pred += 1
+                if low in _DANGER_FUNCTIONS:
+                    ev.danger += 1
+            if cmp_pending:
+                cmp_pending = False
+                if cmp_left_const:
+                    ev.cmp_const += 1
+            state = _CALL_OPEN
+            frames.append(_F_CALL)
+            clauses.append(_C_EXPR)
+        elif kind == K_OPEN:
+            if state == _CALL_OPEN:
+                state = _OPERAND
+            elif state in (_OPERAND, _START, _AFTER_UNION):
+                frames.append(_F_PAREN)
+                clauses.append(_C_EXPR)
+                state = _OPERAND
+            else:
+                complete = False
+                break
+        elif kind == K_CLOSE:
+            if state == _OPERAND and prev_kind == K_OPEN and top == _F_CALL:
+                pass
+            elif state != _OPERATOR:
+                complete = False
+                break
+            if len(frames) > 1:
+                if top == _F_CASE:
+                    complete = False
+                    break
+                frames.pop()
+                clauses.pop()
+            elif in_select and first_kind == "E":
+                complete = False  # "SELECT ... )": nothing opened that parenthesis
+                break
+            state = _OPERATOR
+            alias_used = False
+            if cmp_pending:
+                cmp_pending = False
+                if cmp_left_const:
+                    ev.cmp_const += 1
+        elif kind == K_COMMA:
+            if state != _OPERATOR:
+                complete = False
+                break
+            if in_select and clauses[-1] == _C_LIST:
+                ev.select_list += 1
+            state = _OPERAND
+            alias_used = False
+        elif kind == K_SEMI:
+            if state not in (_OPERATOR, _START) or len(frames) > 1:
+                complete = False
+                break
+            if first_kind == "E" and ev.select and _select_shown(ev):
+                ev.stacked = True
+                return "".join(fp)
+            state = _AFTER_SEMI
+            in_select = False
+        elif kind == K_LOGIC:
+            if state in (_OPERATOR, _START):
+                if between and text == "AND":
+                    between -= 1
+                else:
+                    ev.logic += 1
+                state = _OPERAND
+            else:
+                complete = False
+                break
+        elif kind == K_OP:
+            if state == _AFTER_UNION and text in ("ALL", "DISTINCT"):
+                pass
+            elif state == _OPERATOR or (state == _START and text not in _UNARY_SYMBOLS
+                                        and text not in _UNARY_WORDS):
+                if text in _WORD_OPS:
+                    if text in _POSTFIX_WORDS or text == "NOT" or text == "SOUNDS":
+                        pass  # NOT LIKE, IS NOT, SOUNDS LIKE: the operator follows
+                    elif text == "AS":
+                        state = _TYPE if top == _F_CALL else _ALIAS
+                    elif text == "IN":
+                        ev.cmp += 1
+                        if ev.logic:
+                            ev.logic_pred += 1
+                        state = _CALL_OPEN
+                        frames.append(_F_PAREN)
+                        clauses.append(_C_EXPR)
+                    elif text == "WHEN" or text == "THEN" or text == "ELSE":
+                        if top != _F_CASE:
+                            complete = False
+                            break
+                        state = _OPERAND
+                    elif text == "END":
+                        if top != _F_CASE:
+                            complete = False
+                            break
+                        frames.pop()
+                        clauses.pop()
+                    elif text in ("CASE", "EXISTS", "ANY", "SOME"):
+                        complete = False
+                        break
+                    elif text in _UNARY_WORDS:
+                        if text == "BINARY" and state == _START:
+                            state = _OPERAND
+                        else:
+                            complete = False
+                            break
+                    else:
+                        if text in _PREDICATE_OPS:
+                            ev.cmp += 1
+                            if ev.logic:
+                                ev.logic_pred += 1
+                            if text == "BETWEEN":
+                                between += 1
+                        else:
+                            ev.arith += 1
+                        state = _OPERAND
+                elif text == "::":
+                    state = _TYPE
+                else:
+                    if text in _COMPARISONS:
+                        ev.cmp += 1
+                        cmp_pending = True
+                        cmp_left_const = prev_kind in (K_NUMBER, K_STRING, K_CLOSE)
+                        if ev.logic:
+                            ev.logic_pred += 1
+                    else:
+                        ev.arith += 1
+                    state = _OPERAND
+            elif state in (_OPERAND, _START):
+                if text in _UNARY_SYMBOLS or text in _UNARY_WORDS:
+                    state = _OPERAND
+                elif text == "*":
+                    if in_select:
+                        ev.select_strong += 1
+                    state = _OPERATOR
+                elif text == "CASE":
+                    frames.append(_F_CASE)
+                    clauses.append(_C_EXPR)
+                    state = _OPERAND
+                elif text == "WHEN" and prev_text == "CASE":
+                    state = _OPERAND
+                elif text in ("EXISTS", "ANY", "SOME"):
+                    state = _CALL_OPEN
+                    frames.append(_F_PAREN)
+                    clauses.append(_C_EXPR)
+                else:
+                    complete = False
+                    break
+            elif state == _TYPE:
+                state = _OPERATOR  # CAST(x AS BINARY)
+            else:
+                complete = False
+                break
+        elif kind == K_STMT:
+            if text == "SELECT" and (
+                state in (_START, _AFTER_UNION)
+                or (state == _OPERAND and prev_kind == K_OPEN and top == _F_PAREN)
+            ):
+                if state == _AFTER_UNION:
+                    ev.union = True
+                if top == _F_PAREN:
+                    frames[-1] = _F_SUBQ
+                    ev.subq += 1
+                    if ev.logic:
+                        ev.logic_pred += 1
+                if state == _START and first_kind == "":
+                    first_kind = "E"
+                ev.select += 1
+                clauses[-1] = _C_LIST
+                in_select = True
+                state = _OPERAND
+            elif text != "SELECT" and (
+                (state == _START and ntok == 1)
+                or (state == _OPERATOR and top == _F_TOP and text in _BATCH_STATEMENTS)
+            ):
+                state = _STMT
+                stmt, stmt_n, stmt_prev = text, 0, kind
+                if ntok == 1:
+                    first_kind = "E"
+            elif (text == "UPDATE" and prev_text == "FOR" and state == _OPERAND) or state == _TYPE:
+                state = _OPERATOR
+            else:
+                complete = False
+                break
+        elif kind == K_UNION:
+            if state in (_OPERATOR, _START):
+                state = _AFTER_UNION
+            else:
+                complete = False
+                break
+        elif kind == K_KEYWORD:
+            if text == "BY":
+                if state != _BY:
+                    complete = False
+                    break
+                state = _OPERAND
+            elif state == _TYPE:
+                state = _OPERATOR
+            elif text == "TOP" and in_select and prev_text in ("SELECT", "DISTINCT"):
+                state = _TOP
+            elif top == _F_CALL and text in _CALL_WORDS and state == _OPERATOR:
+                state = _BY if text == "ORDER" else _OPERAND
+            elif state == _OPERAND and text in ("OUTFILE", "DUMPFILE") and prev_text == "INTO":
+                pass
+            elif state == _OPERATOR or (state == _START and text in _INJECTED_CLAUSES):
+                if text in _JOIN_MODIFIERS:
+                    if clauses[-1] != _C_FROM:
+                        complete = False
+                        break
+                    alias_used = True
+                elif text == "FOR":
+                    state = _OPERAND  # FOR UPDATE
+                else:
+                    if top in (_F_CALL, _F_CASE):
+                        complete = False
+                        break
+                    if text in _INJECTED_CLAUSES and top == _F_TOP and (
+                        prev_kind in (K_NUMBER, K_STRING, K_CLOSE) or breakout
+                    ):
+                        ev.clause += 1
+                    if text == "FROM" and in_select:
+                        ev.select_from += 1
+                    clauses[-1] = _CLAUSE_TO.get(text, _C_OTHER)
+                    state = _BY if text in ("GROUP", "ORDER", "PARTITION") else _OPERAND
+                    alias_used = False
+            else:
+                complete = False
+                break
+        else:  # K_DOT, K_OTHER
+            complete = False
+            break
+        prev_kind, prev_text = kind, text
+
+    # ---- verdict ---------------------------------------------------------------------------
+    number_start = first_kind == K_NUMBER
+    if not complete:
+        return "".join(fp) if _conclusive(ev, number_start) else None
+    if ntok == 0:
+        return None
+    if state == _STMT:
+        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True:
+            return "".join(fp)
+        return None
+    if state not in (_OPERATOR, _AFTER_SEMI):
+        return "".join(fp) if _conclusive(ev, number_start) else None
+    if _conclusive(ev, number_start) or (ev.select and first_kind == "E" and _select_shown(ev)):
+        return "".join(fp)
+    if breakout:
+        # how the query continues after the value: its closing quote must close a literal
+        # the value opened, or a comment must hide it
+        closed_well = (last_open and last_quote == quote) or last_comment != ""
+        if direct_trunc:
+            return "".join(fp)
+        strong = ev.cmp_const or ev.info_func or ev.subq or ev.var or ev.clause or ev.exec
+        if strong:
+            return "".join(fp)
+        if not closed_well:
+            return None
+        weak = ev.logic_lit or (ev.lit and (ev.arith or ev.cmp)) or ev.func
+        if weak and quote == "'":
+            return "".join(fp)
+        if quote == '"' and ev.logic_lit and ev.cmp:
+            return "".join(fp)
+        return None
+    if ev.danger and ev.logic:
+        return "".join(fp)
+    if ev.exec and (ev.logic or ev.cmp or ev.func):
+        return "".join(fp)
+    if number_start or first_kind == "(":
+        if ev.clause and number_start:
+            return "".join(fp)
+        if ev.logic and (ev.logic_pred or (ev.logic_lit and last_comment)):
+            return "".join(fp)
+        if number_start and ev.info_func:
+            return "".join(fp)
+        if number_start and last_comment == "" and prev_kind == K_UNION:
+            return "".join(fp)
+        return None
+    if ev.logic and (ev.cmp_const or (ev.logic_pred and (ev.info_func or ev.subq or ev.var))):
+        return "".join(fp)
+    return None
+
+
+def _select_shown(ev: _Evidence) -> bool:
+    """A SELECT statement that shows more than plain words ("select a bike" does not)."""
+    return bool(
+        ev.select_strong
+        or (ev.select_from and (ev.select_list or ev.select_lit))
+        or (ev.select_list and ev.select_lit)
+    )
+
+
+def _real_comment(text: str) -> bool:
+    """A comment an attacker would use to cut the query (not "#2" or "--word")."""
+    if text[:2] == "/*":
+        return True
+    if text[:2] == "--":
+        return len(text) == 2 or text[2] in " \t\r\n-"
+    return False
+
+
+def _empty_literal(text: str) -> bool:
+    """'' or an unterminated ' at the very end: a literal that carries nothing."""
+    body = text.lstrip("\x00")
+    return body.strip("'\"") == ""
+
+
+def _statement(stmt: str, n: int, kind: str, text: str, prev_kind: str) -> bool | None:
+    """Is the n-th token after a statement keyword the shape of a real statement?
+
+    True: yes; False: no; None: need the next token. An empty kind means the value ended.
+    """
+    if n == 1:
+        if stmt in ("DROP", "CREATE", "ALTER"):
+            return text in _OBJECTS
+        if stmt == "TRUNCATE":
+            return text == "TABLE" or (None if kind == K_NAME else False)
+        if stmt in ("INSERT", "REPLACE"):
+            return text == "INTO"
+        if stmt == "DELETE":
+            return text == "FROM"
+        if stmt in ("EXEC", "EXECUTE"):
+            if kind in (K_FUNC, K_VAR, K_STRING) or kind == K_OPEN:
+                return True
+            return None if kind == K_NAME else False
+        if stmt == "DECLARE":
+            return kind == K_VAR
+        if stmt == "SET":
+            if kind == K_VAR:
+                return True
+            return None if kind == K_NAME else False
+        if stmt == "SHUTDOWN":
+            return kind in ("", K_SEMI, K_COMMENT) or text == "WITH"
+        if stmt == "WAITFOR":
+            return text in ("DELAY", "TIME")
+        if stmt in ("GRANT", "REVOKE"):
+            return kind == K_STMT or text in ("ALL", "USAGE")
+        if stmt == "CALL":
+            return kind == K_FUNC
+        if stmt == "LOAD":
+            return text in ("DATA", "XML")
+        if stmt == "UPDATE":
+            return None if kind == K_NAME else False
+        if stmt == "COPY":
+            return None if kind == K_NAME else False
+        return False
+    if n == 2:
+        if stmt == "UPDATE":
+            return text == "SET"
+        if stmt == "SET":
+            return text in ("=", ":=")
+        if stmt in ("EXEC", "EXECUTE", "TRUNCATE"):
+            # EXEC xp_cmdshell 'dir', EXEC sp_x; TRUNCATE users
+            return kind in ("", K_SEMI, K_COMMENT, K_STRING, K_VAR, K_NUMBER)
+        if stmt == "COPY":
+            return text in ("FROM", "TO") or kind == K_OPEN
+    return False
+
+
+_GENERIC = _RULES["generic"]
+_NO_BACKSLASH = _GENERIC._replace(backslash=False)
+
+
+def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
+    """The ways the value can sit in a query: bare, then after ' and after ".
+
+    After a quote, the value first continues the string; if the string closes, the rest is
+    SQL. Both backslash conventions are tried when the value contains a backslash.
+    """
+    yield _lex(value, _GENERIC), ""
+    has_bs = "\\" in value
+    for q in ("'", '"'):
+        if q not in value:
+            continue
+        for bs in (True, False) if has_bs else (False,):
+            end, closed = _scan_quoted(value, 0, q, bs)
+            if closed:
+                yield _after_quote(value, end, _GENERIC if bs else _NO_BACKSLASH), q
+
+
+def _after_quote(value: str, end: int, rules: _Rules) -> Iterator[_Tok]:
+    yield K_STRING, value[:end], 0, end
+    yield from _lex(value, rules, end)
+
+
+def _is_sqli_slow(value: str) -> str | None:
+    for tokens, quote in _placements(value):
+        found = _judge(tokens, quote)
+        if found is not None:
+            return found
+    return None
+
+
+def is_sqli(value: str) -> str | None:
+    """Return a short evidence string (a token fingerprint) when `value` looks like a SQL
+    injection payload, else None."""
+    return _is_sqli_slow(value)
