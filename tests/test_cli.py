@@ -58,7 +58,9 @@ def test_json_output(rules_file: str, capsys: pytest.CaptureFixture[str]) -> Non
     ["check"],
     ["rules", "lint", "/nonexistent/rules.json"],
 ])
-def test_bad_input_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err and "Traceback" not in err

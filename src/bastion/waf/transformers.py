@@ -102,28 +102,28 @@ def normalize_path_win(value: str) -> str:
     return normalize_path(value.replace("\\", "/"))
 
 
+_CMD_LINE_TABLE = str.maketrans(
+    {"\\": None, '"': None, "'": None, "^": None, ",": " ", ";": " ", "\t": " ", "\r": " ",
+     "\n": " ", "\f": " ", "\v": " "}
+)
+
+
 def cmd_line(value: str) -> str:
     """Undo shell obfuscation: drop quotes, escapes and carets, unify separators, lowercase."""
-    out: list[str] = []
-    for ch in value:
-        if ch in "\\\"'^":
-            continue
-        if ch in ",;":
-            ch = " "
-        if ch in " \t\r\n\f\v":
-            if out and out[-1] == " ":
-                continue
-            out.append(" ")
-            continue
-        if ch in "/(" and out and out[-1] == " ":
-            out.pop()
-        out.append(ch)
-    return "".join(out).lower()
+    text = value.translate(_CMD_LINE_TABLE).lower()
+    if "  " in text:
+        words = text.split(" ")
+        text = (" " if text.startswith(" ") else "") + " ".join(w for w in words if w)
+        if value and words[-1] == "" and len(words) > 1 and text and not text.endswith(" "):
+            text += " "
+    if " /" in text or " (" in text:
+        text = text.replace(" /", "/").replace(" (", "(")
+    return text
 
 
 def remove_comments(value: str) -> str:
     """Delete C, SQL, shell and HTML comments, which attackers use to split keywords."""
-    if not any(marker in value for marker in ("/*", "--", "#", "<!--")):
+    if "/*" not in value and "--" not in value and "#" not in value:
         return value
     out: list[str] = []
     i, n = 0, len(value)
