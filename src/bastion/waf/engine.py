@@ -178,7 +178,7 @@ class WafContext:
                 items = keys
             else:
                 if values is None:
-                    values = list(walk_values(value, limits))
+                    values = walk_values(value, limits)
                 items = values
             if not items:
                 continue

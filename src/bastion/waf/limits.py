@@ -62,24 +62,47 @@ def resolve_key_path(value: object, key_path: Sequence[str | int]) -> tuple[bool
     return True, current
 
 
-def walk_values(
-    value: object, limits: Limits, prefix: KeyPath = (), depth: int = 0
-) -> Iterator[tuple[KeyPath, str]]:
-    """Yield (key_path, text) for every scalar under `value`, within the limits."""
-    text = scalar_text(value, limits)
-    if text is not None:
-        yield prefix, text
-        return
-    if depth >= limits.max_container_depth:
-        return
-    if isinstance(value, Mapping):
-        for count, (key, item) in enumerate(value.items()):
-            if count >= limits.max_container_size:
-                return
-            yield from walk_values(item, limits, (*prefix, _key_text(key, limits)), depth + 1)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value[: limits.max_container_size]):
-            yield from walk_values(item, limits, (*prefix, index), depth + 1)
+def walk_values(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
+    """(key_path, text) for every scalar under `value`, within the limits, in document order.
+
+    Built as a list by one recursive helper rather than nested generators: this runs for every
+    address of every request, and the common shapes ({name: str}, {name: [str]}) take the
+    short path without a call per value.
+    """
+    found: list[tuple[KeyPath, str]] = []
+    max_size, max_depth, max_length = (
+        limits.max_container_size, limits.max_container_depth, limits.max_string_length
+    )
+
+    def visit(node: object, prefix: KeyPath, depth: int) -> None:
+        if isinstance(node, str):
+            found.append((prefix, node if len(node) <= max_length else node[:max_length]))
+            return
+        text = scalar_text(node, limits)
+        if text is not None:
+            found.append((prefix, text))
+            return
+        if depth >= max_depth:
+            return
+        if isinstance(node, Mapping):
+            for count, (key, item) in enumerate(node.items()):
+                if count >= max_size:
+                    return
+                path = (*prefix, key if isinstance(key, str) else _key_text(key, limits))
+                if isinstance(item, str):
+                    found.append((path, item if len(item) <= max_length else item[:max_length]))
+                else:
+                    visit(item, path, depth + 1)
+        elif isinstance(node, list | tuple):
+            for index, item in enumerate(node[:max_size]):
+                if isinstance(item, str):
+                    text = item if len(item) <= max_length else item[:max_length]
+                    found.append(((*prefix, index), text))
+                else:
+                    visit(item, (*prefix, index), depth + 1)
+
+    visit(value, (), 0)
+    return found
 
 
 def walk_keys(

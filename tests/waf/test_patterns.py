@@ -1,0 +1,34 @@
+"""Pattern sets: one scan for many patterns, with RE2 where Hyperscan cannot go."""
+
+from __future__ import annotations
+
+from bastion.waf.patterns import Pattern, PatternSet, check_pattern
+
+
+def test_multi_pattern_scan_reports_each_matching_pattern() -> None:
+    patterns = PatternSet([Pattern("union\\s+select"), Pattern("<script"), Pattern("^abc$")])
+    assert sorted(patterns.matches("x UNION SELECT <SCRIPT>")) == [0, 1]
+    assert patterns.matches("abc") == [2]
+    assert patterns.matches("abc\nx") == []  # anchors are per value, confirmed with RE2
+    assert patterns.may_match("first\nabc\nlast") is True
+    assert patterns.may_match("nothing here") is False
+    assert patterns.highlight(0, "1 union  select 2") == "union  select"
+
+
+def test_case_sensitivity_is_per_pattern() -> None:
+    patterns = PatternSet([Pattern("Admin", case_sensitive=True), Pattern("root")])
+    assert patterns.matches("admin ROOT") == [1]
+
+
+def test_patterns_hyperscan_rejects_still_run_on_re2() -> None:
+    # A huge bounded repeat is beyond Hyperscan's limits but fine for RE2.
+    pattern = Pattern("a{1000}b")
+    assert check_pattern(pattern) is None
+    patterns = PatternSet([pattern])
+    assert patterns.matches("a" * 1000 + "b") == [0]
+    assert patterns.matches("a" * 999 + "b") == []
+
+
+def test_patterns_neither_engine_accepts_are_reported() -> None:
+    assert check_pattern(Pattern("(?<=a)b")) is not None
+    assert check_pattern(Pattern("(a)\\1")) is not None
