@@ -30,6 +30,6 @@ def test_malformed_cookies_are_kept_not_dropped() -> None:
 def test_uploaded_file_names() -> None:
     body = (b"--b\r\nContent-Disposition: form-data; name=\"up\"; filename=\"../../x.jsp\"\r\n\r\n"
             b"data\r\n--b--\r\n")
-    addresses = request_addresses("POST", "/", [("Content-Type", "multipart/form-data; boundary=b")],
-                                  body)
+    content_type = ("Content-Type", "multipart/form-data; boundary=b")
+    addresses = request_addresses("POST", "/", [content_type], body)
     assert addresses["server.request.body.filenames"] == ["../../x.jsp"]
