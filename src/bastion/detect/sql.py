@@ -304,7 +304,8 @@ def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
                         while k < n and s[k] in _DIGITS:
                             k += 1
                         j = k
-            if rules.digit_names and j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
+            plain = s[start:j].isdigit()
+            if plain and rules.digit_names and j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
                 while j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
                     j += 1
                 i = j
@@ -449,12 +450,14 @@ def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
             else:
                 op = c
             i += len(op)
-            if op == "?":
-                yield K_VAR, op, start, i
-            elif op in ("||", "&&"):
+            if op in ("||", "&&"):
                 yield K_LOGIC, op, start, i
             else:
                 yield K_OP, op, start, i
+            continue
+        if c == "\\" and nxt == "N" and rules.backslash:
+            i += 2  # MySQL's \N is NULL
+            yield K_NUMBER, "NULL", start, i
             continue
         i += 1
         yield K_OTHER, c, start, i
@@ -494,6 +497,7 @@ _CALL_OPEN = 7  # after a function name or IN / EXISTS: "(" must follow
 _TOP = 8  # after SELECT TOP: a number must follow
 _STMT = 9  # after a statement keyword: check its object
 _TYPE = 10  # after CAST(x AS / x:: : a type name must follow
+_LOOSE = 11  # a statement opened the value: anything goes until ";" or a comment
 
 # frames
 _F_TOP = 0
@@ -529,15 +533,38 @@ _MATH_FUNCTIONS = frozenset(
      "right", "replace", "trim", "position", "format", "space", "field"}
 )
 _LITERALS = frozenset({K_NUMBER, K_STRING})
+# statements whose first words are enough even when they open the value
+_SHAPED_STATEMENTS = frozenset({"DECLARE", "WAITFOR", "EXEC", "EXECUTE", "SET"})
 
 
 class _Evidence:
     """What one judgement collected."""
 
     __slots__ = (
-        "arith", "clause", "cmp", "cmp_const", "danger", "exec", "func", "info_func", "lit",
-        "logic", "logic_lit", "logic_pred", "select", "select_from", "select_list",
-        "select_lit", "select_strong", "stacked", "subq", "union", "var",
+        "arith",
+        "call",
+        "clause",
+        "cmp",
+        "cmp_const",
+        "danger",
+        "exec",
+        "func",
+        "info_func",
+        "lit",
+        "logic",
+        "logic_lit",
+        "logic_pred",
+        "outfile",
+        "select",
+        "select_from",
+        "select_list",
+        "select_lit",
+        "select_strong",
+        "stacked",
+        "start_call",
+        "subq",
+        "union",
+        "var",
     )
 
     def __init__(self) -> None:
@@ -562,19 +589,24 @@ class _Evidence:
         self.subq = 0  # parenthesised SELECTs
         self.union = False  # UNION [ALL] SELECT
         self.var = 0  # @x, @@x
+        self.call = 0  # calls of any function
+        self.outfile = False  # INTO OUTFILE / DUMPFILE
+        self.start_call = False  # the value is a call of a known SQL function
 
 
-def _conclusive(ev: _Evidence, number_start: bool) -> bool:
+def _conclusive(ev: _Evidence, number_start: bool, breakout: bool) -> bool:
     """Evidence that needs no more parsing (used when the rest does not parse)."""
-    if ev.stacked:
+    if ev.stacked or ev.danger or ev.outfile or ev.start_call:
         return True
-    if ev.union and (ev.select_strong or ev.select_lit or ev.select_list):
+    if ev.union and (
+        ev.select_strong or ev.select_lit or ev.select_list or ev.select_from or breakout
+    ):
+        return True
+    if breakout and ev.subq:
         return True
     if ev.logic and (ev.subq or ev.danger or (ev.logic_pred and ev.info_func)):
         return True
-    if ev.select and ev.select_from and (ev.select_list or ev.select_strong):
-        return True
-    return bool(number_start and ev.danger)
+    return bool(ev.select and ev.select_from and (ev.select_list or ev.select_strong))
 
 
 _MAX_FP = 12
@@ -610,6 +642,11 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     last_open = False  # the last token is an unterminated literal
     last_quote = ""
     complete = True  # False when the loop stopped on a token that cannot follow
+    union_pending = False  # UNION seen, its SELECT not yet
+    danger_depth = 0  # frame depth of an open call of a dangerous function
+    start_depth = 0  # frame depth of the call that opened the value
+    start_args = 0  # tokens inside that call
+    start_plain = True  # ... all of them plain names
 
     for kind, text, _start, _end in tokens:
         if kind == K_INLINE:
@@ -643,11 +680,25 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             direct_trunc = False
         last_open = False
 
+        if start_depth > 0 and len(frames) >= start_depth and kind != K_OPEN:
+            start_args += 1
+            start_plain = start_plain and (kind in (K_NAME, K_CLOSE))
+        if state == _LOOSE:
+            if kind == K_SEMI:
+                ev.stacked = True
+                return "".join(fp)
+            continue
+
         # ---- a statement keyword: check its object ----------------------------------------
         if state == _STMT:
             stmt_n += 1
             verdict = _statement(stmt, stmt_n, kind, text, stmt_prev)
             if verdict is True:
+                if first_kind == "E" and ntok - stmt_n == 1 and stmt not in _SHAPED_STATEMENTS:
+                    # "drop table cloth": a statement opening the value needs a ";" or a
+                    # comment after it to count
+                    state = _LOOSE
+                    continue
                 ev.stacked = True
                 return "".join(fp)
             if verdict is False:
@@ -656,19 +707,30 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             prev_kind, prev_text = kind, text
             continue
         if state == _AFTER_SEMI:
-            if kind == K_STMT and text != "SELECT":
+            if kind == K_SEMI:
+                continue
+            if text == "IF" or text == "BEGIN":
+                # T-SQL "; IF (cond) stmt", "; BEGIN stmt": judge what follows
+                state = _START
+                frames = [_F_TOP]
+                clauses = [_C_EXPR]
+                if kind != K_FUNC:
+                    prev_kind, prev_text = kind, text
+                    continue
+            elif kind == K_STMT and text != "SELECT":
                 state = _STMT
                 stmt, stmt_n, stmt_prev = text, 0, kind
                 prev_kind, prev_text = kind, text
                 continue
-            if kind not in (K_STMT, K_OPEN):
+            elif kind not in (K_STMT, K_OPEN):
                 return None
-            # "; SELECT ...", "; (SELECT ...)": parse the statement; it counts as stacked
-            # once it shows a select list that is not plain words.
-            state = _START
-            frames = [_F_TOP]
-            clauses = [_C_EXPR]
-            first_kind = "E"
+            else:
+                # "; SELECT ...", "; (SELECT ...)": parse the statement; it counts as stacked
+                # once it shows a select list that is not plain words.
+                state = _START
+                frames = [_F_TOP]
+                clauses = [_C_EXPR]
+                first_kind = "E"
 
         top = frames[-1]
         if kind in (K_STRING, K_NUMBER, K_VAR, K_NAME):
@@ -682,7 +744,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                         ev.logic_pred += 1
                 elif kind != K_NAME and not empty:
                     ev.lit += 1
-                    if ev.logic:
+                    if ev.logic and (kind == K_NUMBER or " " not in text):
                         ev.logic_lit += 1
                     if in_select:
                         ev.select_lit += 1
@@ -720,16 +782,19 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 complete = False
                 break
             low = text.lower()
+            ev.call += 1
             if low in _SQL_FUNCTIONS:
                 ev.func += 1
                 if low not in _MATH_FUNCTIONS:
                     ev.info_func += 1
+                    if ntok == 1:
+                        start_depth = len(frames) + 1
                 if in_select:
                     ev.select_strong += 1
                 if ev.logic:
                     ev.logic_pred += 1
-                if low in _DANGER_FUNCTIONS:
-                    ev.danger += 1
+                if low in _DANGER_FUNCTIONS and not danger_depth:
+                    danger_depth = len(frames) + 1
             if cmp_pending:
                 cmp_pending = False
                 if cmp_left_const:
@@ -750,9 +815,14 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
         elif kind == K_CLOSE:
             if state == _OPERAND and prev_kind == K_OPEN and top == _F_CALL:
                 pass
-            elif state != _OPERATOR:
+            elif state != _OPERATOR and not (state == _START and ntok == 1):
                 complete = False
                 break
+            if danger_depth == len(frames):
+                ev.danger += 1
+                danger_depth = 0
+            if start_depth == len(frames):
+                start_depth = -1  # closed
             if len(frames) > 1:
                 if top == _F_CASE:
                     complete = False
@@ -884,8 +954,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 state in (_START, _AFTER_UNION)
                 or (state == _OPERAND and prev_kind == K_OPEN and top == _F_PAREN)
             ):
-                if state == _AFTER_UNION:
+                if union_pending:
                     ev.union = True
+                    union_pending = False
                 if top == _F_PAREN:
                     frames[-1] = _F_SUBQ
                     ev.subq += 1
@@ -913,6 +984,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
         elif kind == K_UNION:
             if state in (_OPERATOR, _START):
                 state = _AFTER_UNION
+                union_pending = True
             else:
                 complete = False
                 break
@@ -929,7 +1001,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             elif top == _F_CALL and text in _CALL_WORDS and state == _OPERATOR:
                 state = _BY if text == "ORDER" else _OPERAND
             elif state == _OPERAND and text in ("OUTFILE", "DUMPFILE") and prev_text == "INTO":
-                pass
+                ev.outfile = True
             elif state == _OPERATOR or (state == _START and text in _INJECTED_CLAUSES):
                 if text in _JOIN_MODIFIERS:
                     if clauses[-1] != _C_FROM:
@@ -960,38 +1032,51 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
         prev_kind, prev_text = kind, text
 
     # ---- verdict ---------------------------------------------------------------------------
-    number_start = first_kind == K_NUMBER
-    if not complete:
-        return "".join(fp) if _conclusive(ev, number_start) else None
     if ntok == 0:
         return None
+    number_start = first_kind == K_NUMBER
+    if complete and danger_depth and len(frames) >= danger_depth:
+        ev.danger += 1  # the value ends inside "sleep(" / "benchmark(": a cut payload
+    if ntok > 0 and start_depth != 0 and (start_depth < 0 or len(frames) >= start_depth):
+        # the value is a call of a known SQL function: "version()", "char(58)", "concat_ws("
+        # ("user(s)", a call of plain words, is prose)
+        ev.start_call = complete and not (start_plain and start_args > 1)
+        if start_depth < 0 and state != _OPERATOR:
+            ev.start_call = False
+    if _conclusive(ev, number_start, breakout):
+        return "".join(fp)
+    if not complete:
+        return None
     if state == _STMT:
-        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True:
+        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True and first_kind != "E":
             return "".join(fp)
         return None
+    if state == _AFTER_UNION and number_start:
+        return "".join(fp)  # "-1 union": a cut UNION payload
     if state not in (_OPERATOR, _AFTER_SEMI):
-        return "".join(fp) if _conclusive(ev, number_start) else None
-    if _conclusive(ev, number_start) or (ev.select and first_kind == "E" and _select_shown(ev)):
+        return None
+    if ev.select and _select_shown(ev) and (first_kind == "E" or ev.subq):
         return "".join(fp)
     if breakout:
-        # how the query continues after the value: its closing quote must close a literal
-        # the value opened, or a comment must hide it
-        closed_well = (last_open and last_quote == quote) or last_comment != ""
         if direct_trunc:
+            return "".join(fp)  # x'-- : the rest of the query commented out
+        if ev.cmp_const or ev.info_func or ev.subq or ev.var or ev.clause or ev.exec:
             return "".join(fp)
-        strong = ev.cmp_const or ev.info_func or ev.subq or ev.var or ev.clause or ev.exec
-        if strong:
-            return "".join(fp)
+        # how the query goes on after the value: its closing quote must close a literal the
+        # value opened, or a comment or ";" must take it away
+        closed_well = (
+            (last_open and last_quote == quote) or last_comment != "" or prev_kind == K_SEMI
+        )
         if not closed_well:
             return None
-        weak = ev.logic_lit or (ev.lit and (ev.arith or ev.cmp)) or ev.func
-        if weak and quote == "'":
-            return "".join(fp)
-        if quote == '"' and ev.logic_lit and ev.cmp:
+        if quote == "'":
+            if ev.logic_lit or (ev.lit and (ev.arith or ev.cmp)) or ev.func:
+                return "".join(fp)
+            if ev.logic and (ev.cmp or ev.call):
+                return "".join(fp)
+        elif ev.logic and ((ev.logic_lit and ev.cmp) or (ev.call and quote == '"')):
             return "".join(fp)
         return None
-    if ev.danger and ev.logic:
-        return "".join(fp)
     if ev.exec and (ev.logic or ev.cmp or ev.func):
         return "".join(fp)
     if number_start or first_kind == "(":
@@ -1000,8 +1085,6 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
         if ev.logic and (ev.logic_pred or (ev.logic_lit and last_comment)):
             return "".join(fp)
         if number_start and ev.info_func:
-            return "".join(fp)
-        if number_start and last_comment == "" and prev_kind == K_UNION:
             return "".join(fp)
         return None
     if ev.logic and (ev.cmp_const or (ev.logic_pred and (ev.info_func or ev.subq or ev.var))):
@@ -1097,11 +1180,11 @@ def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
     """
     yield _lex(value, _GENERIC), ""
     has_bs = "\\" in value
-    for q in ("'", '"'):
+    for q in ("'", '"', "`"):
         if q not in value:
             continue
         for bs in (True, False) if has_bs else (False,):
-            end, closed = _scan_quoted(value, 0, q, bs)
+            end, closed = _scan_quoted(value, 0, q, bs and q != "`")
             if closed:
                 yield _after_quote(value, end, _GENERIC if bs else _NO_BACKSLASH), q
 
