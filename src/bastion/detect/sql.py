@@ -235,7 +235,17 @@ def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
         if j < 0:
             return n, False
         if j + 1 < n and s[j + 1] == q:
-            i = j + 2
+            # a run of quotes: pairs are escaped quotes; an odd one out closes the literal
+            k = j
+            while True:
+                chunk = s[k : k + 256]
+                rest = chunk.lstrip(q)
+                k += len(chunk) - len(rest)
+                if rest or len(chunk) < 256:
+                    break
+            if (k - j) % 2:
+                return k, True
+            i = k
             continue
         return j + 1, True
 
@@ -1178,14 +1188,15 @@ def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
     After a quote, the value first continues the string; if the string closes, the rest is
     SQL. Both backslash conventions are tried when the value contains a backslash.
     """
-    yield _lex(value, _GENERIC), ""
+    if _bare_may_parse(value):
+        yield _lex(value, _GENERIC), ""
     has_bs = "\\" in value
     for q in ("'", '"', "`"):
         if q not in value:
             continue
         for bs in (True, False) if has_bs else (False,):
             end, closed = _scan_quoted(value, 0, q, bs and q != "`")
-            if closed:
+            if closed and _quote_may_break(value, end):
                 yield _after_quote(value, end, _GENERIC if bs else _NO_BACKSLASH), q
 
 
@@ -1202,7 +1213,132 @@ def _is_sqli_slow(value: str) -> str | None:
     return None
 
 
+# --- fast path ----------------------------------------------------------------------------------
+#
+# Most inspected values are words, numbers, ids, names, e-mails, header values. Without a quote,
+# the grammar can only flag a value that contains one of a few words (logic operators, clause
+# and statement keywords, SQL function names), "&&", "||" or a MySQL executable comment. The
+# fast path checks that with C-speed string methods: upper-case, turn every character that is
+# not an ASCII letter or "_" into a space, split, and look the words up in a set. The same
+# upper-casing as the lexer keeps the two consistent.
+
+_SPLIT_TABLE = bytes(c if (65 <= c <= 90 or c == 95) else 32 for c in range(256))
+_TRIGGER_WORDS = frozenset(
+    w.encode()
+    for w in (
+        {
+            "AND", "OR", "XOR", "UNION", "INTERSECT", "EXCEPT", "MINUS", "SELECT", "GROUP",
+            "ORDER", "HAVING", "LIMIT", "PROCEDURE", "INTO", "OFFSET", "IF", "BEGIN",
+        }
+        | _STATEMENTS
+    )
+)
+_FUNC_CHARS = _WORD_CHARS | {"."}
+_FUNC_WORDS = frozenset(
+    w.encode() for name in _SQL_FUNCTIONS for w in name.upper().translate(_SPLIT_TABLE).split()
+)
+
+
+def _may_be_sqli(value: str) -> bool:
+    """Cheap necessary condition for `is_sqli` (see above)."""
+    if "'" in value or '"' in value or "`" in value:
+        return True
+    if "&&" in value or "||" in value or "/*!" in value:
+        return True
+    # Only ASCII letters and "_" stay word characters; anything else (including non-Latin-1
+    # characters, encoded as "?") separates words, which can only find more words.
+    words = value.upper().encode("latin-1", "replace").translate(_SPLIT_TABLE).split()
+    if not _TRIGGER_WORDS.isdisjoint(words):
+        return True
+    # A known SQL function matters only when called: look at the word before each "(".
+    if _FUNC_WORDS.isdisjoint(words):
+        return False
+    i = value.find("(")
+    while i >= 0:
+        j = i
+        while j > 0 and value[j - 1] in _WS:
+            j -= 1
+        k = j
+        while k > 0 and value[k - 1] in _FUNC_CHARS:
+            k -= 1
+        if k < j and value[k:j].lower() in _SQL_FUNCTIONS:
+            return True
+        i = value.find("(", i + 1)
+    return False
+
+
+# Words that can follow an operand (such as a closed string literal) in valid SQL.
+_AFTER_OPERAND_WORDS = (
+    _LOGIC_WORDS | _WORD_OPS | _UNIONS | _CLAUSES | _STATEMENTS | {"IF", "BEGIN", "DIV", "MOD"}
+)
+
+
+def _bare_may_parse(value: str) -> bool:
+    """Can the value parse as bare SQL? Prose fails at once: "John Smith", "it's", "I would"."""
+    n = len(value)
+    i = 0
+    while i < n and value[i] in _WS:
+        i += 1
+    if i >= n or value[i] not in _WORD_START:
+        return True
+    j = i + 1
+    while j < n and value[j] in _WORD_CHARS:
+        j += 1
+    if j < n and (value[j] == "." or ord(value[j]) >= 0x80):
+        return True  # a dotted or non-ASCII name: leave it to the lexer
+    if _is_reserved(value[i:j].upper()):
+        return True
+    if j < n and value[j] in "'\"`" and (
+        (j - i == 1 and value[i] in "nNxXbBeEuU") or value[i] == "_"
+    ):
+        return True  # N'..', _utf8'..'
+    # the value opens with a plain name: an operand; what follows must be an operator
+    return _operand_may_continue(value, j)
+
+
+def _operand_may_continue(value: str, end: int) -> bool:
+    """Can what follows an operand ending at `end` continue a query?"""
+    n = len(value)
+    i = end
+    while i < n and value[i] in _WS:
+        i += 1
+    if i >= n:
+        return False
+    c = value[i]
+    if c in "'\"`[" or c in _DIGITS:
+        return False
+    if c in _WORD_START:
+        j = i + 1
+        while j < n and value[j] in _WORD_CHARS:
+            j += 1
+        if j < n and ord(value[j]) >= 0x80:
+            return False
+        return value[i:j].upper() in _AFTER_OPERAND_WORDS
+    return ord(c) < 0x80
+
+
+def _quote_may_break(value: str, end: int) -> bool:
+    """Can what follows the string closed at `end` continue a query? ("O'Brien" cannot.)"""
+    n = len(value)
+    i = end
+    while i < n and value[i] in _WS:
+        i += 1
+    if i >= n:
+        return False
+    c = value[i]
+    if c in "'\"`([" or c in _DIGITS:
+        return False
+    if c in _WORD_START or ord(c) >= 0x80:
+        j = i + 1
+        while j < n and value[j] in _WORD_CHARS:
+            j += 1
+        return value[i:j].upper() in _AFTER_OPERAND_WORDS
+    return True
+
+
 def is_sqli(value: str) -> str | None:
     """Return a short evidence string (a token fingerprint) when `value` looks like a SQL
     injection payload, else None."""
+    if value.isalnum() or not _may_be_sqli(value):
+        return None
     return _is_sqli_slow(value)
