@@ -80,7 +80,7 @@ _NOT_ALONE = _names(
     python python2 perl php ruby lua node nodejs ssh scp sftp rsync ftp curl telnet base64
     base32 openssl ls ps pwd id nc sh dash ash nano emacs dd rm cp mv mkdir rmdir
     docker kubectl mysql psql su reg net1 cmd knife gdb irb grep sed awk xargs apt-get pip
-    pip3 sudo bash zsh ksh csh fish
+    pip3 sudo bash zsh ksh csh fish wget lastlog lastlogin regedit
     """
 )
 
@@ -160,6 +160,7 @@ _IDENT_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _IDENT = _IDENT_START + "0123456789"
 _SPECIAL_PARAMS = "@*#?$!-_0123456789"
 _WS = " \t\r\f\v"
+_ARITH = "0123456789+-*/%()[]<>=!&|^~ \t$?#xXabcdefABCDEF"
 _WORD_END = _WS + ";|&<>)\n"
 
 # Unquoted glob and brace characters are kept as private-use sentinels inside word text so that
@@ -198,6 +199,18 @@ def plain(text: str) -> str:
 # ---------------------------------------------------------------- lexer
 
 
+def _looks_like_markup(text: str) -> bool:
+    """`<tag ...>`, `</tag>`, `<?xml ...?>`: angle brackets of a markup language, not
+    redirections."""
+    i = text.find("<")
+    while 0 <= i < len(text) - 2:
+        nxt = text[i + 1]
+        if (nxt.isalpha() or nxt in "/?!") and text[i + 2].isalnum() and ">" in text[i + 2:]:
+            return True
+        i = text.find("<", i + 1)
+    return False
+
+
 class _Lexer:
     def __init__(self, text: str, variables: dict[str, str], depth: int) -> None:
         self.s = text
@@ -207,6 +220,7 @@ class _Lexer:
         self.depth = depth
         self.tokens: list[Token] = []
         self.unterminated = False
+        self.markup = _looks_like_markup(text)
         # word under construction
         self.buf: list[str] = []
         self.in_word = False
@@ -368,6 +382,12 @@ class _Lexer:
                 self._substitution(body.strip("`)"))
             if name and name == inner:
                 self._variable(name)
+            elif name and len(inner) > len(name) and inner[len(name)] in "#%/:^," and any(
+                    ch in inner[len(name):] for ch in "{}`$"):
+                self.tokens.append(Token("paramop", inner))
+                self.in_word = True
+                self.expanded = True
+                self.obf = True
             else:
                 self.in_word = True
                 self.expanded = True
@@ -470,6 +490,9 @@ class _Lexer:
                 else:
                     self._emit("sep", "&")
                     self.i += 1
+            elif c in "<>" and self.markup and not s.startswith(("<(", ">(", "<<<", ">&"), self.i):
+                self._add_char(c, literal=True)
+                self.i += 1
             elif c in "<>":
                 if self.i + 1 < self.n and s[self.i + 1] == "(":
                     end = self._matching(self.i + 2, "(", ")")
@@ -501,7 +524,8 @@ class _Lexer:
                     self.tokens.append(Token("funcdef", "()"))
                     self.i += 2
                     continue
-                self._emit("open", "(")
+                # `word(`: a call in some other language, a syntax error for the shell
+                self._emit("call" if self.in_word else "open", "(")
                 self.i += 1
             elif c == ")":
                 self._emit("close", ")")
@@ -727,7 +751,7 @@ def _glob_command(word: str) -> str | None:
 def _glob_sensitive(word: str) -> bool:
     """A globbed path (`/et*/pa??wd`) matching a sensitive file or a binary directory."""
     text = word.lower()
-    if "/" not in text:
+    if "/" not in text or sum(ch.isalnum() for ch in text) < 2:
         return False
     candidates = ("/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/proc/self/environ",
                   "/bin/bash", "/bin/sh", "/usr/bin/", "/bin/", "/etc/", "/usr/sbin/")
@@ -785,10 +809,14 @@ def _split_commands(tokens: list[Token], ctx: str) -> list[_Command]:
             current_ctx = "subst" if stack and stack[-1] == "subst" else "sep"
             opening = not seen_prose and (
                 not before or (len(before) == 1 and not _prose_word(before[0].text)))
-        elif tok.kind == "open":
-            stack.append("subst")
-            current_ctx = "subst"
-            opening = True
+        elif tok.kind == "open":  # subshell: commands follow
+            stack.append("sub")
+            current_ctx = "sep"
+            opening = not seen_prose and not before
+        elif tok.kind == "call":
+            stack.append("call")
+            current_ctx = "arg"
+            opening = False
         elif tok.kind == "close":
             if stack:
                 stack.pop()
@@ -818,8 +846,6 @@ def _hard_arg(tok: Token) -> str | None:
     """Evidence that an argument is aimed at the system: sensitive path, variables, globs."""
     text = plain(tok.text)
     low = text.lower()
-    if tok.kind == "redir":
-        return "redirection " + text
     if "://" in low:
         return None
     for prefix in _SENSITIVE_PREFIXES:
@@ -828,7 +854,7 @@ def _hard_arg(tok: Token) -> str | None:
     base = low.rstrip("/").rsplit("/", 1)[-1]
     if base in _SENSITIVE_WORDS:
         return "file " + text
-    if tok.glob and _glob_sensitive(tok.text):
+    if tok.glob and sum(ch.isalpha() for ch in text) >= 3 and _glob_sensitive(tok.text):
         return "glob " + text
     if tok.ifs:
         return "$IFS"
@@ -913,12 +939,12 @@ def _judge(cmd: _Command) -> str | None:
         return f"globbed binary path {raw}"
     if name is None:
         return None
-    hard = next((ev for ev in map(_hard_arg, args) if ev), None)
-    if cmd.redirected and hard is None:
-        hard = "redirection"
+    hard = next((ev for ev in map(_hard_arg, args) if ev and ev[0] != "r"), None)
     soft = next((ev for ev in map(_soft_arg, args) if ev), None)
     plain_args = [plain(a.text).lower() for a in args if a.kind == "word"]
     prose = any(a in _STOPWORDS for a in plain_args)
+    if cmd.redirected and soft is None and not prose:
+        soft = "redirection"
     evidence = f"{cmd.ctx}:{name}"
     if name in _INTERPRETERS or name in ("eval", "trap", "watch", "su"):
         for k, arg in enumerate(args):
@@ -942,7 +968,7 @@ def _judge(cmd: _Command) -> str | None:
     if cmd.ctx == "sep":
         if name in _SEP_OK and not (prose and len(plain_args) > 2):
             return f"{name} after separator"
-        if cmd.opening and len(plain_args) <= 1 and name in _ALL_COMMANDS:
+        if cmd.opening and not plain_args and name in _ALL_COMMANDS:
             return f"{name} after opening separator"
         if soft and not prose:
             return f"{evidence} with {soft}"
@@ -950,7 +976,7 @@ def _judge(cmd: _Command) -> str | None:
     # at the start of the value
     if prose:
         return None
-    versioned = name != normalize_word(tok.text) and name not in _WRAPPERS
+    versioned = name != normalize_word(tok.text) and name in _STRONG
     if (versioned or (name in _STRONG and name not in _NOT_ALONE)) and len(plain_args) <= 4:
         return f"command {name}"
     softs = [ev for ev in map(_soft_arg, args) if ev]
@@ -958,6 +984,9 @@ def _judge(cmd: _Command) -> str | None:
         return f"{evidence} with {softs[0]}"
     if any(a.startswith("--") and a[2:3].isalpha() for a in plain_args) and len(plain_args) <= 3:
         return f"{evidence} with long option"
+    for arg in plain_args:
+        if arg in _STRONG and arg not in _NOT_ALONE and len(plain_args) <= 6:
+            return f"{evidence} running {arg}"
     if len(softs) >= 2 and len(plain_args) <= 6:
         return f"{evidence} with {softs[0]}, {softs[1]}"
     return None
@@ -965,8 +994,12 @@ def _judge(cmd: _Command) -> str | None:
 
 def _analyze(tokens: list[Token], ctx: str) -> str | None:
     for tok in tokens:
-        if tok.kind == "arith" and ctx != "subst":
+        if tok.kind == "paramop":
+            return "obfuscated parameter expansion ${" + tok.text + "}"
+        if tok.kind == "arith":
             body = tok.text
+            if all(ch in _ARITH for ch in body):
+                return "shell arithmetic expansion"
             if "$(" in body or "`" in body:
                 found = _analyze(_Lexer(body, {}, _MAX_DEPTH - 1).run(), "subst")
                 if found:
@@ -1052,6 +1085,22 @@ def is_shi(value: str) -> str | None:
     if found:
         return found
     value = value[:_MAX_LEN]
+    found = _scan(value)
+    if found:
+        return found
+    # an undecoded form body (name=value&name=value): read each value on its own too
+    eq = value.find("=")
+    if 0 < eq < 64 and all(ch in _IDENT or ch in ".[]-" for ch in value[:eq]):
+        for pair in value.split("&"):
+            field_value = pair.partition("=")[2]
+            if len(field_value) > 1 and field_value != value:
+                found = _scan(field_value)
+                if found:
+                    return found
+    return None
+
+
+def _scan(value: str) -> str | None:
     contexts = [""]
     if "'" in value:
         contexts.append("'")
