@@ -984,9 +984,9 @@ def _judge(cmd: _Command) -> str | None:
         return f"{evidence} with {softs[0]}"
     if any(a.startswith("--") and a[2:3].isalpha() for a in plain_args) and len(plain_args) <= 3:
         return f"{evidence} with long option"
-    for word in plain_args:
-        if word in _STRONG and word not in _NOT_ALONE and len(plain_args) <= 6:
-            return f"{evidence} running {word}"
+    for item in plain_args:
+        if item in _STRONG and item not in _NOT_ALONE and len(plain_args) <= 6:
+            return f"{evidence} running {item}"
     if len(softs) >= 2 and len(plain_args) <= 6:
         return f"{evidence} with {softs[0]}, {softs[1]}"
     return None
