@@ -79,7 +79,7 @@ _WORD_OPS = frozenset(
         "LIKE", "ILIKE", "RLIKE", "REGEXP", "GLOB", "MATCH", "IS", "IN", "BETWEEN", "DIV",
         "MOD", "SOUNDS", "ESCAPE", "COLLATE", "SIMILAR", "OVERLAPS", "NOT", "AS", "BINARY",
         "EXISTS", "DISTINCT", "ALL", "ANY", "SOME", "CASE", "WHEN", "THEN", "ELSE", "END",
-        "INTERVAL", "ASC", "DESC", "AGAINST", "MEMBER", "OF", "TO",
+        "INTERVAL", "ASC", "DESC", "AGAINST", "MEMBER", "OF", "TO", "NOTNULL",
     }
 )
 _PREDICATE_OPS = frozenset(
@@ -523,7 +523,7 @@ _C_FROM = 2  # FROM / JOIN: aliases allowed
 _C_OTHER = 3  # GROUP BY, ORDER BY, LIMIT, INTO, ...
 
 _CALL_WORDS = frozenset({"FROM", "FOR", "USING", "SEPARATOR", "ORDER", "IN"})
-_POSTFIX_WORDS = frozenset({"ASC", "DESC"})
+_POSTFIX_WORDS = frozenset({"ASC", "DESC", "NOTNULL"})
 _CLAUSE_TO = {
     "FROM": _C_FROM, "JOIN": _C_FROM, "STRAIGHT_JOIN": _C_FROM, "WHERE": _C_EXPR,
     "HAVING": _C_EXPR, "ON": _C_EXPR, "RETURNING": _C_LIST,
@@ -572,6 +572,7 @@ class _Evidence:
         "select_strong",
         "stacked",
         "start_call",
+        "start_select",
         "subq",
         "union",
         "var",
@@ -602,6 +603,7 @@ class _Evidence:
         self.call = 0  # calls of any function
         self.outfile = False  # INTO OUTFILE / DUMPFILE
         self.start_call = False  # the value is a call of a known SQL function
+        self.start_select = False  # the value opens with SELECT
 
 
 def _conclusive(ev: _Evidence, number_start: bool, breakout: bool) -> bool:
@@ -616,6 +618,8 @@ def _conclusive(ev: _Evidence, number_start: bool, breakout: bool) -> bool:
         return True
     if ev.logic and (ev.subq or ev.danger or (ev.logic_pred and ev.info_func)):
         return True
+    if ev.select == 1 and ev.select_strong and ev.start_select:
+        return True  # "select(user(": a cut SELECT of functions or variables
     return bool(ev.select and ev.select_from and (ev.select_list or ev.select_strong))
 
 
@@ -713,7 +717,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 return "".join(fp)
             if verdict is False:
                 return None
-            stmt_prev = kind
+            stmt_prev = kind + text
             prev_kind, prev_text = kind, text
             continue
         if state == _AFTER_SEMI:
@@ -729,10 +733,13 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                     continue
             elif kind == K_STMT and text != "SELECT":
                 state = _STMT
-                stmt, stmt_n, stmt_prev = text, 0, kind
+                stmt, stmt_n, stmt_prev = text, 0, kind + text
                 prev_kind, prev_text = kind, text
                 continue
-            elif kind not in (K_STMT, K_OPEN):
+            elif kind == K_STMT and breakout:
+                ev.stacked = True  # x'; SELECT ...
+                return "".join(fp)
+            elif kind not in (K_STMT, K_OPEN, K_FUNC):
                 return None
             else:
                 # "; SELECT ...", "; (SELECT ...)": parse the statement; it counts as stacked
@@ -882,7 +889,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                                         and text not in _UNARY_WORDS):
                 if text in _WORD_OPS:
                     if text in _POSTFIX_WORDS or text == "NOT" or text == "SOUNDS":
-                        pass  # NOT LIKE, IS NOT, SOUNDS LIKE: the operator follows
+                        # NOT LIKE, IS NOT, SOUNDS LIKE: the operator follows
+                        if text == "NOTNULL":
+                            ev.cmp += 1
                     elif text == "AS":
                         state = _TYPE if top == _F_CALL else _ALIAS
                     elif text == "IN":
@@ -972,8 +981,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                     ev.subq += 1
                     if ev.logic:
                         ev.logic_pred += 1
-                if state == _START and first_kind == "":
+                if state == _START and ntok == 1:
                     first_kind = "E"
+                    ev.start_select = True
                 ev.select += 1
                 clauses[-1] = _C_LIST
                 in_select = True
@@ -983,7 +993,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 or (state == _OPERATOR and top == _F_TOP and text in _BATCH_STATEMENTS)
             ):
                 state = _STMT
-                stmt, stmt_n, stmt_prev = text, 0, kind
+                stmt, stmt_n, stmt_prev = text, 0, kind + text
                 if ntok == 1:
                     first_kind = "E"
             elif (text == "UPDATE" and prev_text == "FOR" and state == _OPERAND) or state == _TYPE:
@@ -1058,9 +1068,14 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     if not complete:
         return None
     if state == _STMT:
-        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True and first_kind != "E":
+        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True and (
+            first_kind != "E" or (stmt in _SHAPED_STATEMENTS and stmt_n > 0)
+        ):
             return "".join(fp)
         return None
+    if first_kind == K_LOGIC and (ev.cmp or ev.subq) and (ev.lit or ev.call or ev.subq):
+        # the value is the rest of a condition: "AND 6698=(", "OR name = \"", "or 1=1"
+        return "".join(fp)
     if state == _AFTER_UNION and number_start:
         return "".join(fp)  # "-1 union": a cut UNION payload
     if state not in (_OPERATOR, _AFTER_SEMI):
@@ -1126,10 +1141,11 @@ def _empty_literal(text: str) -> bool:
     return body.strip("'\"") == ""
 
 
-def _statement(stmt: str, n: int, kind: str, text: str, prev_kind: str) -> bool | None:
+def _statement(stmt: str, n: int, kind: str, text: str, prev: str) -> bool | None:
     """Is the n-th token after a statement keyword the shape of a real statement?
 
-    True: yes; False: no; None: need the next token. An empty kind means the value ended.
+    True: yes; False: no; None: need the next token. An empty kind means the value ended;
+    `prev` is the previous token's kind and text.
     """
     if n == 1:
         if stmt in ("DROP", "CREATE", "ALTER"):
@@ -1141,9 +1157,9 @@ def _statement(stmt: str, n: int, kind: str, text: str, prev_kind: str) -> bool 
         if stmt == "DELETE":
             return text == "FROM"
         if stmt in ("EXEC", "EXECUTE"):
-            if kind in (K_FUNC, K_VAR, K_STRING) or kind == K_OPEN:
+            if kind in (K_FUNC, K_VAR, K_STRING):
                 return True
-            return None if kind == K_NAME else False
+            return None if kind in (K_NAME, K_OPEN) else False
         if stmt == "DECLARE":
             return kind == K_VAR
         if stmt == "SET":
@@ -1171,8 +1187,12 @@ def _statement(stmt: str, n: int, kind: str, text: str, prev_kind: str) -> bool 
         if stmt == "SET":
             return text in ("=", ":=")
         if stmt in ("EXEC", "EXECUTE", "TRUNCATE"):
-            # EXEC xp_cmdshell 'dir', EXEC sp_x; TRUNCATE users
-            return kind in ("", K_SEMI, K_COMMENT, K_STRING, K_VAR, K_NUMBER)
+            # EXEC xp_cmdshell 'dir', EXEC sp_x; TRUNCATE users ("exec summary" is prose)
+            if prev == K_OPEN + "(":
+                return kind in (K_STRING, K_VAR)  # EXEC(@s)
+            if kind in ("", K_SEMI, K_COMMENT, K_DOT):
+                return stmt == "TRUNCATE" or "_" in prev or "." in prev or kind == K_DOT
+            return kind in (K_STRING, K_VAR, K_NUMBER)
         if stmt == "COPY":
             return text in ("FROM", "TO") or kind == K_OPEN
     return False
