@@ -17,6 +17,7 @@ bounded number of passes and a bounded recursion depth.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Iterator
 from typing import NamedTuple
 
@@ -88,8 +89,7 @@ _ATTR_ACTIVE_TAGS: dict[str, frozenset[str]] = {
 }
 
 # Events of the DOM and of legacy browsers; ``on`` + one of these is an event handler.
-_EVENTS = frozenset(
-    """
+_EVENT_NAMES = """
     abort activate afterprint afterscriptexecute afterupdate animationcancel animationend
     animationiteration animationstart auxclick beforeactivate beforecopy beforecut
     beforedeactivate beforeeditfocus beforeinput beforematch beforepaste beforeprint
@@ -113,8 +113,8 @@ _EVENTS = frozenset(
     transitioncancel transitionend transitionrun transitionstart unhandledrejection unload
     underflow visibilitychange volumechange waiting webkitanimationend
     webkitanimationiteration webkitanimationstart webkittransitionend wheel zoom
-    """.split()
-)
+"""
+_EVENTS = frozenset(_EVENT_NAMES.split())
 
 # Attributes whose value the browser treats as a URL (or a list of them).
 _URL_ATTRS = frozenset(
@@ -223,11 +223,9 @@ def decode_entities(value: str) -> str:
             if j > start:
                 text = value[start:j].lstrip("0")[:8] or "0"
                 code = int(text, 16 if hexa else 10)
-                if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-                    decoded = "\ufffd"
-                else:
-                    # NUL is kept (not U+FFFD) so that legacy-parser checks can drop it.
-                    decoded = chr(code)
+                # NUL is kept (not U+FFFD) so that legacy-parser checks can drop it.
+                bad = code > 0x10FFFF or 0xD800 <= code <= 0xDFFF
+                decoded = "\ufffd" if bad else chr(code)
                 if j < n and value[j] == ";":
                     j += 1
         else:
@@ -404,7 +402,7 @@ def _comment(s: str, i: int, lt: int) -> Generator[Token, None, int]:
         yield Token(COMMENT, "", None, lt, "")
         return i + 2
     a = s.find("-->", i)
-    b = s.find("--!>", i)
+    b = s.find("--!>", i, a + 1 if a >= 0 else n)
     if a < 0 and b < 0:
         yield Token(COMMENT, s[i:], None, lt, "")
         return n
@@ -419,8 +417,8 @@ def _doctype(s: str, i: int, lt: int) -> Generator[Token, None, int]:
     """DOCTYPE; an XML internal subset '[...]' may hold '>' characters, so skip it whole."""
     n = len(s)
     gt = s.find(">", i)
-    br = s.find("[", i)
-    if 0 <= br < gt:
+    br = s.find("[", i, gt)
+    if br >= 0:
         close = s.find("]", br)
         gt = s.find(">", close) if close >= 0 else -1
     end = n if gt < 0 else gt
@@ -456,43 +454,38 @@ def _local_tag_name(name: str) -> str:
     return name[:j]
 
 
-def _strip_url(value: str, limit: int) -> str:
-    """Drop what URL parsing ignores (leading controls/space, embedded tab/CR/LF; legacy
-    browsers also other C0 controls and NUL) and lower-case; at most ``limit`` characters."""
-    out: list[str] = []
-    started = False
-    for ch in value:
-        if not started:
-            if ch <= " " or ch in "\xa0`'\"\ufffd":
-                continue
-            started = True
-        if ch < " " or ch == "\ufffd":
-            continue
-        out.append(ch)
-        if len(out) >= limit:
-            break
-    return "".join(out).lower()
+# Characters URL parsing drops before a scheme (C0 controls, space), plus quote and NBSP junk
+# that legacy parsers skipped.
+_URL_LEAD = "".join(map(chr, range(33))) + "\xa0`'\"\ufffd"
 
 
 def _url_danger(value: str, strict: bool) -> str | None:
-    """Scheme check of an (entity-decoded) URL; ``strict`` wants more proof than the scheme."""
-    url = _strip_url(value, 64)
-    colon = url.find(":")
-    if colon <= 0 or colon > 12:
+    """Scheme check of an (entity-decoded) URL; ``strict`` wants more proof than the scheme.
+
+    Leading controls/space are ignored and tab/CR/LF inside the scheme are removed, as URL
+    parsing does; legacy browsers also dropped other C0 controls and NUL, so we do too.
+    """
+    colon = value.find(":", 0, 100)
+    if colon < 0:
         return None
-    scheme = url[:colon]
-    rest = url[colon + 1 :]
+    head = value[:colon].lstrip(_URL_LEAD)
+    if not head or len(head) > 40:
+        return None
+    if not head.isalpha():
+        head = "".join(ch for ch in head if ch >= " " and ch != "\ufffd")
+    scheme = head.lower()
     if scheme in _SCRIPT_SCHEMES:
+        rest = value[colon + 1 : colon + 65].lstrip("\t\n\r").lower()
         if not strict or rest[:1] not in ("", " ") or any(ch in rest for ch in "(`=\\[;"):
             return scheme + ":"
         return None
     if scheme == "data":
-        mime = rest
+        mime = value[colon + 1 : colon + 65].lower()
         for k, ch in enumerate(mime):
             if ch in ",;":
                 mime = mime[:k]
                 break
-        mime = mime.strip()
+        mime = mime.strip(_URL_LEAD)
         if strict:
             return "data:" + mime if mime.startswith(_ACTIVE_DATA_MIME_PREFIXES) else None
         if mime.startswith(_SAFE_DATA_MIME_PREFIXES) and "svg" not in mime:
@@ -697,7 +690,7 @@ def _skip_js_space(value: str, i: int) -> tuple[int, bool]:
         if ch in _WS:
             i += 1
         elif ch == "/" and value.startswith("*", i + 1):
-            end = value.find("*/", i + 2)
+            end = value.find("*/", i + 2, i + 258)
             if end < 0:
                 return n, True
             i = end + 2
@@ -709,63 +702,74 @@ def _skip_js_space(value: str, i: int) -> tuple[int, bool]:
 
 def _js_break(value: str) -> str | None:
     """A quote that closes a JS string, an operator, then a call or a property write."""
+    last_close = value.rfind(")")
+    for quote in "'\"`":
+        q = value.find(quote)
+        while q >= 0:
+            found = _js_break_at(value, q, last_close)
+            if found:
+                return found
+            q = value.find(quote, q + 1)
+    return None
+
+
+def _js_break_at(value: str, q: int, last_close: int) -> str | None:
+    """The break check for the quote at ``q``."""
     n = len(value)
-    i = 0
+    j = q + 1
+    ops = 0
+    while j < n and (value[j] in _JS_OPERATORS or value[j] in _WS):
+        if value[j] not in _WS:
+            ops += 1
+        j += 1
+    if ops == 0:
+        return None
+    # Identifier chain: ident ( '.' ident | '[' ... ']' )*
+    first = ""
+    member = False
     while True:
-        q = -1
-        for quote in "'\"`":
-            k = value.find(quote, i)
-            if k >= 0 and (q < 0 or k < q):
-                q = k
-        if q < 0:
-            return None
-        i = q + 1
-        j = i
-        ops = 0
-        while j < n and (value[j] in _JS_OPERATORS or value[j] in _WS):
-            if value[j] not in _WS:
-                ops += 1
-            j += 1
-        if ops == 0:
-            continue
-        # Identifier chain: ident ( '.' ident | '[' ... ']' )*
-        first = ""
-        member = False
-        while True:
-            k = j
-            while k < n and value[k] in _IDENT_CHARS:
-                k += 1
-            if k == j or value[j].isdigit():
+        k = j
+        while k < n and value[k] in _IDENT_CHARS:
+            k += 1
+        if k == j or value[j].isdigit():
+            break
+        if not first:
+            first = value[j:k].lower()
+            if first not in _JS_BREAK_ROOTS:
                 break
-            if not first:
-                first = value[j:k].lower()
-            j = k
+        j = k
+        if j < n and value[j] == ".":
+            member = True
+            j += 1
+            continue
+        if j < n and value[j] == "[":
+            close = value.find("]", j, j + 200)
+            if close < 0:
+                break
+            member = True
+            j = close + 1
             if j < n and value[j] == ".":
-                member = True
                 j += 1
                 continue
-            if j < n and value[j] == "[":
-                close = value.find("]", j)
-                if close < 0:
-                    break
-                member = True
-                j = close + 1
-                if j < n and value[j] == ".":
-                    j += 1
-                    continue
-            break
-        if not first or j >= n or first not in _JS_BREAK_ROOTS:
-            continue
-        nxt = value[j]
-        if nxt == "`":
+        break
+    if not first or j >= n or first not in _JS_BREAK_ROOTS:
+        return None
+    ch = value[j]
+    if ch == "`":
+        return value[q : j + 1]
+    if ch == "(":
+        if last_close > j and not _prose_arg(value, j):
             return value[q : j + 1]
-        if nxt == "(":
-            close = value.find(")", j)
-            arg = value[j + 1 : close]
-            if close > 0 and not (0 < len(arg) <= 3 and arg.isalpha()):
-                return value[q : j + 1]
-        elif nxt == "=" and member and not value.startswith("==", j) and j + 1 < n:
-            return value[q : j + 1]
+    elif ch == "=" and member and not value.startswith("==", j) and j + 1 < n:
+        return value[q : j + 1]
+    return None
+
+
+def _prose_arg(value: str, paren: int) -> bool:
+    """'alert(s)', 'confirm(ed)': a parenthesised word suffix, not a call argument."""
+    close = value.find(")", paren + 1, paren + 5)
+    arg = value[paren + 1 : close]
+    return close > paren + 1 and arg.isalpha()
 
 
 def _ident_before(value: str, end: int) -> tuple[str, int]:
@@ -779,19 +783,22 @@ def _ident_before(value: str, end: int) -> tuple[str, int]:
 def _js_sink_call(value: str) -> str | None:
     """A call (or tagged template) of a code-evaluating or dialog function."""
     n = len(value)
+    last_close = -2
     for opener in "(`":
         p = value.find(opener)
         while p > 0:
+            if value[p - 1] not in _IDENT_CHARS:
+                p = value.find(opener, p + 1)
+                continue
+            if last_close == -2:
+                last_close = value.rfind(")")
             name, start = _ident_before(value, p)
             if name in _JS_SINKS and (start == 0 or value[start - 1] not in _IDENT_CHARS):
                 if opener == "`":
                     return value[start : p + 1]
-                close = value.find(")", p)
-                if close > 0:
-                    arg = value[p + 1 : close]
-                    # 'alert(s)' is prose; 'alert(1)', 'alert()' and 'alert(x.y)' are code.
-                    if not (name in _JS_WORDY_SINKS and 0 < len(arg) <= 3 and arg.isalpha()):
-                        return value[start : p + 1]
+                # 'alert(s)' is prose; 'alert(1)', 'alert()' and 'alert(x.y)' are code.
+                if last_close > p and not (name in _JS_WORDY_SINKS and _prose_arg(value, p)):
+                    return value[start : p + 1]
             elif name == "constructor" and start > 0 and value[start - 1] == ".":
                 return value[start - 1 : p + 1]  # sandbox escape: x.constructor(...)
             elif opener == "`" and name in ("call", "apply", "bind") and start > 0 and (
@@ -799,8 +806,8 @@ def _js_sink_call(value: str) -> str | None:
             ):
                 return value[start - 1 : p + 1]
             p = value.find(opener, p + 1)
-            if p >= n:
-                break
+    if "${" not in value:
+        return None
     # ${sink} inside a template literal passes the sink as a tag or callback.
     p = value.find("${")
     while p >= 0:
@@ -876,31 +883,96 @@ def _has_ws(value: str) -> bool:
     return " " in value or "\t" in value or "\n" in value or "\f" in value or "\r" in value
 
 
+def _handler_like(low: str) -> bool:
+    """Whether 'on<letters> =' occurs at a word start: the only shape of an event handler."""
+    n = len(low)
+    i = low.find("on")
+    while i >= 0:
+        if i == 0 or not low[i - 1].isalnum():
+            j = i + 2
+            while j < n and "a" <= low[j] <= "z":
+                j += 1
+            if j - i >= 4:
+                while j < n and low[j] in _WS:
+                    j += 1
+                if j < n and low[j] == "=":
+                    return True
+        i = low.find("on", i + 2)
+    return False
+
+
+def _scheme_hint(value: str, low: str) -> bool:
+    """Whether a script/data scheme could be spelled here (plainly or obfuscated)."""
+    return (
+        "script" in low
+        or "data" in low
+        or "mocha" in low
+        or "&#" in value
+        or "&colon" in low
+        or "&tab" in low
+        or "&newline" in low
+        or not value.isprintable()
+    )
+
+
+def _attr_gate(value: str, low: str) -> bool:
+    """Cheap superset test: could any attribute in any context be judged dangerous?"""
+    if "=" not in value:
+        return False
+    return (
+        _handler_like(low)
+        or "style" in low
+        or "`" in value
+        or "&lt" in low
+        or "&#" in value
+        or "xmlns" in low
+        or "srcdoc" in low
+        or "attributename" in low
+        or "dataformatas" in low
+        or ((":" in value or "&" in value) and _scheme_hint(value, low))
+    )
+
+
+def _tag_gate(value: str) -> bool:
+    """Cheap superset test: does any '<' open a markup declaration or a dangerous element?"""
+    n = len(value)
+    i = value.find("<")
+    while 0 <= i < n - 1:
+        j = i + 1
+        while j < n and value[j] == "\x00":
+            j += 1
+        if j < n:
+            c = value[j]
+            if c in "!?":
+                return True
+            if c.isascii() and c.isalpha():
+                k = j
+                limit = min(n, j + 40)
+                while k < limit and value[k] not in _TAG_NAME_END and value[k] != "<":
+                    k += 1
+                name = value[j:k].lower()
+                local = name if name.isalpha() else _local_tag_name(name)
+                if (
+                    local in _DANGEROUS_TAGS
+                    or local in _ATTR_ACTIVE_TAGS
+                    or (local == "include" and ":" in name)
+                ):
+                    return True
+        i = value.find("<", j)
+    return False
+
+
 def _detect(value: str, depth: int) -> str | None:
     """All checks on one representation of the value."""
+    low = value.lower()
     has_lt = "<" in value
     has_eq = "=" in value
-    has_colon = ":" in value
-    has_amp = "&" in value
-    if has_lt:
-        found = _scan(value, CTX_DATA, depth)
-        if found:
-            return found
-    if has_colon or has_amp:
-        head = value[:256]
-        decoded = decode_entities(head) if has_amp else head
-        # A scheme spelled with entities or control characters is obfuscated on purpose.
-        plain = decoded == head and "\t" not in head[:24] and "\n" not in head[:24]
-        found = _url_danger(decoded, plain)
-        if found:
-            return found
-        if "(" in value or "\\" in value:
-            found = _css_danger(decoded, True)
+    if (has_lt and _tag_gate(value)) or (has_eq and _attr_gate(value, low)):
+        if has_lt:
+            found = _scan(value, CTX_DATA, depth)
             if found:
                 return found
-    if has_eq or ">" in value:
-        ws = _has_ws(value)
-        if ws or ">" in value:
+        if _has_ws(value) or ">" in value:
             found = _scan(value, CTX_ATTR_UNQUOTED, depth)
             if found:
                 return found
@@ -916,9 +988,26 @@ def _detect(value: str, depth: int) -> str | None:
             found = _scan(value, CTX_TAG, depth)
             if found:
                 return found
+    has_colon = ":" in value
     has_paren = "(" in value
+    if (has_colon or "&" in value) and _scheme_hint(value, low):
+        head = value[:256]
+        decoded = decode_entities(head) if "&" in head else head
+        # A scheme spelled with entities or control characters is obfuscated on purpose.
+        plain = decoded == head and head[:24].isprintable()
+        found = _url_danger(decoded, plain)
+        if found:
+            return found
+    if (
+        has_colon
+        and (has_paren or "\\" in value)
+        and ("expression" in low or "binding" in low or "behavior" in low or "url" in low)
+    ):
+        found = _css_danger(decode_entities(value) if "&" in value else value, True)
+        if found:
+            return found
     has_tick = "`" in value
-    if (has_paren or has_tick or has_eq) and ("'" in value or '"' in value or has_tick):
+    if ("'" in value or '"' in value or has_tick) and (has_paren or has_tick or has_eq):
         found = _js_break(value)
         if found:
             return found
@@ -927,9 +1016,19 @@ def _detect(value: str, depth: int) -> str | None:
         if found:
             return found
     if "." in value or "[" in value:
-        found = _js_dom_access(value)
-        if found:
-            return found
+        if (
+            "document" in value
+            or "window" in value
+            or "self" in value
+            or "top" in value
+            or "parent" in value
+            or "frames" in value
+            or "globalThis" in value
+            or "opener" in value
+        ):
+            found = _js_dom_access(value)
+            if found:
+                return found
         if "[]" in value or "+!+" in value:
             found = _jsfuck(value)
             if found:
@@ -939,7 +1038,7 @@ def _detect(value: str, depth: int) -> str | None:
 
 def _variants(value: str) -> Iterator[str]:
     """Other spellings a back end may turn the value into before it reaches a page."""
-    if "&" in value:
+    if "&#" in value or "&lt" in value or "&LT" in value:
         decoded = decode_entities(value)
         if decoded != value and "<" in decoded:
             yield decoded  # entity-escaped markup, decoded by an XML/HTML consumer
@@ -949,10 +1048,8 @@ def _variants(value: str) -> Iterator[str]:
             chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch for ch in value
         )
     if "+ADw" in value and value.isascii():
-        try:
+        with contextlib.suppress(UnicodeError):
             yield value.encode("ascii").decode("utf-7")  # UTF-7 '<' is '+ADw-'
-        except UnicodeError:
-            pass
 
 
 def is_xss(value: str) -> str | None:
@@ -964,10 +1061,10 @@ def is_xss(value: str) -> str | None:
         "<" in value
         or "=" in value
         or ":" in value
-        or "&" in value
         or "(" in value
-        or "`" in value
         or "." in value
+        or "&" in value
+        or "`" in value
         or "[" in value
         or "\uff1c" in value
         or "+ADw" in value
@@ -976,8 +1073,9 @@ def is_xss(value: str) -> str | None:
     found = _detect(value, 0)
     if found:
         return found
-    for variant in _variants(value):
-        found = _detect(variant, 1)
-        if found:
-            return found
+    if "&" in value or "\uff1c" in value or "+ADw" in value:
+        for variant in _variants(value):
+            found = _detect(variant, 1)
+            if found:
+                return found
     return None
