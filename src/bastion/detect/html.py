@@ -835,7 +835,7 @@ def _js_dom_access(value: str) -> str | None:
                 if j < n and value[j] == ")":
                     j, c2 = _skip_js_space(value, j + 1)
                     comment = comment or c2
-                spaced = j > end and not comment
+                spaced = not comment and any(ch in _WS for ch in value[end:j])
                 if j < n and value[j] == "[" and not spaced:
                     k, _ = _skip_js_space(value, j + 1)
                     if k < n and value[k] in "\"'`":
