@@ -113,6 +113,17 @@ _EVENT_NAMES = """
     transitioncancel transitionend transitionrun transitionstart unhandledrejection unload
     underflow visibilitychange volumechange waiting webkitanimationend
     webkitanimationiteration webkitanimationstart webkittransitionend wheel zoom
+    webkitplaybacktargetavailabilitychanged webkitcurrentplaybacktargetiswirelesschanged
+    webkitmouseforcechanged webkitmouseforcedown webkitmouseforceup webkitmouseforcewillbegin
+    webkitfullscreenchange webkitfullscreenerror webkitbeginfullscreen webkitendfullscreen
+    webkitpresentationmodechanged webkitneedkey webkitkeyadded webkitkeyerror
+    webkitkeymessage mozfullscreenerror mozpointerlockchange pointerlockerror
+    compositionstart compositionupdate compositionend devicemotion deviceorientation
+    deviceorientationabsolute gamepadconnected gamepaddisconnected appinstalled
+    beforeinstallprompt enterpictureinpicture leavepictureinpicture pagereveal pageswap
+    scrollsnapchange scrollsnapchanging resourcetimingbufferfull navigate
+    msgesturechange msgestureend msgesturestart mspointerdown mspointerup mspointermove
+    mspointerover mspointerout msinertiastart
 """
 _EVENTS = frozenset(_EVENT_NAMES.split())
 
@@ -175,11 +186,11 @@ _JS_SINKS = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "setTimeout", "setInterval", "Function",
         "execScript", "atob", "btoa", "fromCharCode", "importScripts", "globalEval",
-        "setImmediate", "msSetImmediate",
+        "setImmediate", "msSetImmediate", "import",
     }
 )
 # Sink names that are also English words: their call must carry a real argument.
-_JS_WORDY_SINKS = frozenset({"alert", "prompt", "confirm"})
+_JS_WORDY_SINKS = frozenset({"alert", "prompt", "confirm", "import"})
 # Global objects whose properties payloads reach for.
 _JS_GLOBALS = ("document", "window", "self", "top", "parent", "frames", "globalThis", "opener")
 _JS_DOM_PROPS = frozenset(
@@ -196,6 +207,10 @@ _JS_DOM_PROPS = frozenset(
         "baseURI", "title",
     }
 )
+_SSI_DIRECTIVES = frozenset(
+    {"exec", "include", "echo", "set", "config", "printenv", "fsize", "flastmod", "if", "elif"}
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
 
@@ -303,6 +318,9 @@ def _data(s: str, i: int) -> Generator[Token, None, None]:
                 return
             c = s[i]
         if c.isascii() and c.isalpha():
+            i = yield from _tag(s, i, lt, False)
+        elif c == ":" and i + 1 < n and s[i + 1].isascii() and s[i + 1].isalpha():
+            # '<:vmlframe': legacy IE accepted an empty namespace prefix.
             i = yield from _tag(s, i, lt, False)
         elif c == "/":
             i += 1
@@ -547,12 +565,13 @@ def _css_danger(value: str, bare: bool) -> str | None:
     css = _css_normalize(value)
     if bare:
         for needle in (":expression(", "-moz-binding:url(", "behavior:url(", "url(javascript:",
-                       "url(vbscript:", "url('javascript:", 'url("javascript:'):
+                       "url(vbscript:", "url('javascript:", 'url("javascript:', ":url(javascript",
+                       ":url(vbscript"):
             if needle in css:
                 return needle
         return None
     for needle in ("expression(", "behavior:", "-moz-binding", "javascript:", "vbscript:",
-                   "@import"):
+                   "@import", "url(javascript", "url(vbscript"):
         if needle in css:
             return needle
     return None
@@ -568,6 +587,8 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
         event = name[2:]
         if event in _EVENTS:
             return name + "="
+        # Unknown names may be events newer than our list.  Where no tag was seen, want a
+        # code-like value: 'x/onfoo=' also ends many base64 tokens.
         if (
             len(event) >= 3
             and event.isascii()
@@ -576,10 +597,12 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
             and (not strict or any(ch in value for ch in "(`="))
         ):
             return name + "="
-    if not value:
-        return None
     colon = name.rfind(":")
     local = name[colon + 1 :] if colon >= 0 else name
+    if local == "formaction" and value is not None:
+        return "formaction="  # retargets the form: the page's data goes to the attacker
+    if not value:
+        return None
     decoded = decode_entities(value) if "&" in value else value
     if local == "style":
         found = _css_danger(decoded, False)
@@ -594,6 +617,8 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
         target = decoded.strip(_WS).lower()
         if target.startswith("on") and target[2:] in _EVENTS:
             return "attributename=" + target
+    elif local in ("schemalocation", "nonamespaceschemalocation") and "://" in decoded:
+        return name + "="  # XML processors fetch external schemas (like XInclude/entities)
     elif local == "dataformatas" and "html" in decoded.lower():
         return "dataformatas="  # IE data binding injecting HTML
     elif name == "xmlns" or name.startswith("xmlns:"):
@@ -613,10 +638,10 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
     if depth < _MAX_DEPTH:
         # Markup inside an attribute value turns live when a sanitizer or a second parser
         # (mutation XSS, legacy quoting rules, XML consumers) re-reads it.
-        if "<" in decoded:
-            found = _scan(decoded, CTX_DATA, depth + 1)
-            if found:
-                return found
+        # Each attribute value is also a value of its own for whoever consumes the markup.
+        found = _detect(decoded, depth + 1)
+        if found:
+            return found
         if value[:1] == "`" and "=" in value:
             # Legacy IE quoted attribute values with backticks.
             close = value.find("`", 1)
@@ -659,8 +684,15 @@ def _scan(value: str, context: int, depth: int) -> str | None:
                     end += 1
                 return value[tok.pos : min(end, tok.pos + 40)]
         elif kind == COMMENT:
-            # IE conditional comments hide live markup inside a comment.
             body = tok.name.lstrip(_WS)
+            if body[:1] == "#" and depth == 0:
+                # Server-side include directives run on the server that renders the page.
+                k = 1
+                while k < len(body) and body[k].isascii() and body[k].isalpha():
+                    k += 1
+                if body[1:k].lower() in _SSI_DIRECTIVES:
+                    return "<!--" + body[:k]
+            # IE conditional comments hide live markup inside a comment.
             if body[:3].lower() == "[if" and depth < _MAX_DEPTH:
                 found = _scan(body, CTX_DATA, depth + 1)
                 if found:
@@ -852,6 +884,35 @@ def _js_dom_access(value: str) -> str | None:
     return None
 
 
+def _js_import(value: str) -> str | None:
+    """An ES module import statement: 'import {a, b} from "./x.js"' / 'import * as m from'."""
+    p = value.find("import")
+    while p >= 0:
+        if p == 0 or value[p - 1] not in _IDENT_CHARS:
+            j, _ = _skip_js_space(value, p + 6)
+            if j < len(value) and value[j] in "{*":
+                close = value.find("}", j, j + 200) if value[j] == "{" else j
+                if close >= 0:
+                    k = value.find("from", close, close + 80)
+                    if k > 0:
+                        q, _ = _skip_js_space(value, k + 4)
+                        if q < len(value) and value[q] in "'\"`":
+                            return value[p : q + 1]
+        p = value.find("import", p + 6)
+    return None
+
+
+def _xml_entity_decl(value: str) -> str | None:
+    """'!ENTITY [%] name SYSTEM|PUBLIC': an external XML entity even without its '<'."""
+    p = value.find("!ENTITY")
+    while p >= 0:
+        words = value[p + 7 : p + 200].replace("%", " % ").split()
+        if len(words) >= 3 and ({words[1], words[2]} & {"SYSTEM", "PUBLIC"}):
+            return "!ENTITY"
+        p = value.find("!ENTITY", p + 7)
+    return None
+
+
 def _code_around(value: str, start: int, end: int) -> bool:
     """Whether ``value[start:end]`` stands as code (alone, or touching code punctuation)
     rather than being mentioned in prose ('what is document.cookie?')."""
@@ -927,6 +988,8 @@ def _attr_gate(value: str, low: str) -> bool:
         or "&#" in value
         or "xmlns" in low
         or "srcdoc" in low
+        or "formaction" in low
+        or "schemalocation" in low
         or "attributename" in low
         or "dataformatas" in low
         or ((":" in value or "&" in value) and _scheme_hint(value, low))
@@ -945,6 +1008,9 @@ def _tag_gate(value: str) -> bool:
             c = value[j]
             if c in "!?":
                 return True
+            if c == ":" and j + 1 < n:
+                j += 1
+                c = value[j]
             if c.isascii() and c.isalpha():
                 k = j
                 limit = min(n, j + 40)
@@ -1015,6 +1081,14 @@ def _detect(value: str, depth: int) -> str | None:
         found = _js_sink_call(value)
         if found:
             return found
+    if "import" in value:
+        found = _js_import(value)
+        if found:
+            return found
+    if "!ENTITY" in value:
+        found = _xml_entity_decl(value)
+        if found:
+            return found
     if "." in value or "[" in value:
         if (
             "document" in value
@@ -1036,6 +1110,44 @@ def _detect(value: str, depth: int) -> str | None:
     return None
 
 
+def _fold_width(value: str) -> str:
+    """Full-width '<' and friends, folded to ASCII by NFKC-normalising back ends."""
+    return "".join(chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch for ch in value)
+
+
+def _unescape_js(value: str) -> str:
+    """Decode JavaScript/JSON escapes (\\xHH, \\uHHHH, \\u{H..}) and IIS-style %uHHHH: a value
+    placed in a JS string reaches the DOM (innerHTML, document.write) in decoded form."""
+    out: list[str] = []
+    n = len(value)
+    i = 0
+    while i < n:
+        ch = value[i]
+        width = 0
+        start = i
+        if ch == "\\" and i + 1 < n:
+            kind = value[i + 1]
+            if kind == "x":
+                width, start = 2, i + 2
+            elif kind == "u" and value.startswith("{", i + 2):
+                close = value.find("}", i + 3, i + 12)
+                if close > 0:
+                    width, start = close - i - 3, i + 3
+            elif kind == "u":
+                width, start = 4, i + 2
+        elif ch == "%" and i + 1 < n and value[i + 1] in "uU":
+            width, start = 4, i + 2
+        digits = value[start : start + width]
+        if width and len(digits) == width and all(c in _HEX for c in digits):
+            code = int(digits, 16)
+            out.append(chr(code) if code <= 0x10FFFF else "\ufffd")
+            i = start + width + (1 if value[start - 1] == "{" else 0)
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def _variants(value: str) -> Iterator[str]:
     """Other spellings a back end may turn the value into before it reaches a page."""
     if "&#" in value or "&lt" in value or "&LT" in value:
@@ -1043,13 +1155,19 @@ def _variants(value: str) -> Iterator[str]:
         if decoded != value and "<" in decoded:
             yield decoded  # entity-escaped markup, decoded by an XML/HTML consumer
     if "\uff1c" in value:
-        # Full-width '<' and friends, folded to ASCII by NFKC-normalising back ends.
-        yield "".join(
-            chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch for ch in value
-        )
-    if "+ADw" in value and value.isascii():
+        yield _fold_width(value)
+    if "\\x" in value or "\\u" in value or "%u" in value or "%U" in value:
+        unescaped = _unescape_js(value)
+        if "<" in unescaped or "\uff1c" in unescaped:
+            yield _fold_width(unescaped)
+        elif "\xbc" in unescaped:
+            # 7-bit (US-ASCII) back ends drop the high bit: '\xbc' becomes '<'.
+            yield "".join(chr(ord(ch) & 0x7F) if "\x80" <= ch <= "\xff" else ch for ch in unescaped)
+    if "ADw" in value and value.isascii():
+        # UTF-7 '<' is '+ADw-'; the '+' often arrives percent-encoded once more.
+        utf7 = value.replace("%2b", "+").replace("%2B", "+")
         with contextlib.suppress(UnicodeError):
-            yield value.encode("ascii").decode("utf-7")  # UTF-7 '<' is '+ADw-'
+            yield utf7.encode("ascii").decode("utf-7")
 
 
 def is_xss(value: str) -> str | None:
@@ -1067,13 +1185,21 @@ def is_xss(value: str) -> str | None:
         or "`" in value
         or "[" in value
         or "\uff1c" in value
-        or "+ADw" in value
+        or "ADw" in value
+        or "!ENTITY" in value
     ):
         return None
     found = _detect(value, 0)
     if found:
         return found
-    if "&" in value or "\uff1c" in value or "+ADw" in value:
+    if (
+        "&" in value
+        or "\uff1c" in value
+        or "ADw" in value
+        or "\\" in value
+        or "%u" in value
+        or "%U" in value
+    ):
         for variant in _variants(value):
             found = _detect(variant, 1)
             if found:
