@@ -171,7 +171,7 @@ _NAMED_REFS: dict[str, str] = {
 # Legacy references the browser also decodes without a trailing semicolon.
 _LEGACY_REFS = frozenset({"amp", "lt", "gt", "quot", "nbsp"})
 
-_JS_OPERATORS = ";,+-*/%|&^?:<>=!~)}]"
+_JS_OPERATORS = ";,+-*/%|&^?:<>=!~)}]("
 # Roots and sinks whose use after a string break is the classic payload (lower-cased).
 _JS_BREAK_ROOTS = frozenset(
     {
@@ -787,6 +787,13 @@ def _js_break_at(value: str, q: int, last_close: int) -> str | None:
     if not first or j >= n or first not in _JS_BREAK_ROOTS:
         return None
     ch = value[j]
+    if ch == ")" and not member:
+        # '(alert)(1)': step over the closing parentheses of a wrapped sink.
+        while j < n and value[j] == ")":
+            j += 1
+        if j >= n:
+            return None
+        ch = value[j]
     if ch == "`":
         return value[q : j + 1]
     if ch == "(":
@@ -819,12 +826,23 @@ def _js_sink_call(value: str) -> str | None:
     for opener in "(`":
         p = value.find(opener)
         while p > 0:
-            if value[p - 1] not in _IDENT_CHARS:
+            prev = value[p - 1]
+            if prev == ")" and p > 1:
+                # '(alert)(1)', '(0,alert)(1)': a sink reached through a parenthesised value.
+                name, start = _ident_before(value, p - 1)
+                if name in _JS_SINKS and start > 0 and value[start - 1] in "(,":
+                    return value[start - 1 : p + 1]
+            if prev not in _IDENT_CHARS:
                 p = value.find(opener, p + 1)
                 continue
             if last_close == -2:
                 last_close = value.rfind(")")
             name, start = _ident_before(value, p)
+            if name in ("call", "apply", "bind") and start > 1 and value[start - 1] == ".":
+                # 'alert.call(null, 1)': the sink is the object of .call/.apply.
+                outer, outer_start = _ident_before(value, start - 1)
+                if outer in _JS_SINKS:
+                    return value[outer_start : p + 1]
             if name in _JS_SINKS and (start == 0 or value[start - 1] not in _IDENT_CHARS):
                 if opener == "`":
                     return value[start : p + 1]
