@@ -912,14 +912,14 @@ def _command_word(words: list[Token]) -> tuple[int, str | None]:
     return n, None
 
 
-def _judge(cmd: _Command) -> str | None:
+def _judge(cmd: _Command, prose_value: bool) -> str | None:
     words = cmd.words
     if not words:
         return None
     idx, name = _command_word(words)
     for word in words:
         for inner in word.inner:
-            found = _analyze(inner, "subst")
+            found = _analyze(inner, "subst", prose_value)
             if found:
                 return found
     if idx >= len(words):
@@ -952,15 +952,17 @@ def _judge(cmd: _Command) -> str | None:
             if arg.kind != "word" or " " not in text.strip():
                 continue
             if name in ("eval", "trap") or (k > 0 and plain(args[k - 1].text) in ("-c", "-e")):
-                found = _analyze(_Lexer(text, {}, _MAX_DEPTH - 1).run(), "subst")
+                found = _analyze(_Lexer(text, {}, _MAX_DEPTH - 1).run(), "subst", prose_value)
                 if found:
                     return f"{name} running: {found}"
     if tok.obfuscated and len(name) > 1:
         return f"obfuscated command {raw!r} ({name})"
     if tok.glob:
         return f"globbed command {raw} ({name})"
-    if cmd.ctx == "subst":
+    if cmd.ctx == "subst" and (not prose_value or (name in _STRONG and name not in _NOT_ALONE)):
         return f"command substitution running {name}"
+    if cmd.ctx == "subst" and prose_value and not hard:
+        return None
     if name == "alias" and any("=" in a for a in plain_args):
         return "alias definition"
     if hard:
@@ -992,7 +994,7 @@ def _judge(cmd: _Command) -> str | None:
     return None
 
 
-def _analyze(tokens: list[Token], ctx: str) -> str | None:
+def _analyze(tokens: list[Token], ctx: str, prose_value: bool = False) -> str | None:
     for tok in tokens:
         if tok.kind == "paramop":
             return "obfuscated parameter expansion ${" + tok.text + "}"
@@ -1001,7 +1003,7 @@ def _analyze(tokens: list[Token], ctx: str) -> str | None:
             if all(ch in _ARITH for ch in body):
                 return "shell arithmetic expansion"
             if "$(" in body or "`" in body:
-                found = _analyze(_Lexer(body, {}, _MAX_DEPTH - 1).run(), "subst")
+                found = _analyze(_Lexer(body, {}, _MAX_DEPTH - 1).run(), "subst", prose_value)
                 if found:
                     return found
     expanded: list[Token] = []
@@ -1016,7 +1018,7 @@ def _analyze(tokens: list[Token], ctx: str) -> str | None:
         else:
             expanded.append(tok)
     for cmd in _split_commands(expanded, ctx):
-        found = _judge(cmd)
+        found = _judge(cmd, prose_value)
         if found:
             return found
     return None
@@ -1101,6 +1103,8 @@ def is_shi(value: str) -> str | None:
 
 
 def _scan(value: str) -> str | None:
+    # a sentence around `code` or $(...) is documentation, unless the code itself is telling
+    prose_value = sum(1 for w in value.lower().split() if w in _STOPWORDS) >= 2
     contexts = [""]
     if "'" in value:
         contexts.append("'")
@@ -1111,7 +1115,7 @@ def _scan(value: str) -> str | None:
         tokens = lexer.run()
         if quote and lexer.unterminated:
             continue
-        found = _analyze(tokens, "arg" if quote else "start")
+        found = _analyze(tokens, "arg" if quote else "start", prose_value)
         if found:
             return found
         if not quote and lexer.unterminated:
@@ -1119,7 +1123,7 @@ def _scan(value: str) -> str | None:
             for ch in "'\"":
                 if value.count(ch) % 2:
                     stripped = value.replace(ch, "", 1)
-                    found = _analyze(_Lexer(stripped, {}, 0).run(), "start")
+                    found = _analyze(_Lexer(stripped, {}, 0).run(), "start", prose_value)
                     if found:
                         return found
     return None
