@@ -178,8 +178,8 @@ _JS_BREAK_ROOTS = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "function", "settimeout", "setinterval",
         "execscript", "fetch", "import", "atob", "document", "window", "location", "top",
-        "self", "parent", "frames", "globalthis", "this", "constructor", "xmlhttprequest",
-        "navigator", "unescape", "decodeuricomponent",
+        "self", "parent", "frames", "globalthis", "this", "constructor", "opener", "string",
+        "unescape", "decodeuricomponent",
     }
 )
 # Functions that evaluate code or pop dialogs; calling one is what a payload proves.
@@ -192,21 +192,42 @@ _JS_SINKS = frozenset(
 )
 # Sink names that are also English words: their call must carry a real argument.
 _JS_WORDY_SINKS = frozenset({"alert", "prompt", "confirm", "import"})
-# Global objects whose properties payloads reach for.
-_JS_GLOBALS = ("document", "window", "self", "top", "parent", "frames", "globalThis", "opener")
-_JS_DOM_PROPS = frozenset(
+# Global objects and the properties payloads reach for on each.  The window aliases are also
+# ordinary words or (``self``) the receiver of every Python method, so they need stronger names.
+_DOCUMENT_PROPS = frozenset(
     {
-        "cookie", "domain", "location", "write", "writeln", "body", "head", "createElement",
+        "cookie", "domain", "write", "writeln", "body", "head", "createElement", "location",
         "querySelector", "querySelectorAll", "getElementById", "getElementsByTagName",
-        "getElementsByName", "getElementsByClassName", "innerHTML", "outerHTML", "alert",
-        "eval", "open", "execCommand", "documentElement", "forms", "links", "images",
-        "scripts", "defaultView", "referrer", "URL", "documentURI", "localStorage",
-        "sessionStorage", "opener", "prompt", "confirm", "setTimeout", "setInterval",
-        "Function", "atob", "fetch", "XMLHttpRequest", "navigator", "origin", "frames",
-        "parent", "top", "childNodes", "firstChild", "lastChild", "appendChild", "onload",
-        "onerror", "postMessage", "constructor", "jQuery", "$", "globalEval", "implementation",
-        "baseURI", "title",
+        "getElementsByName", "getElementsByClassName", "innerHTML", "outerHTML", "URL",
+        "documentURI", "referrer", "forms", "images", "scripts", "defaultView", "execCommand",
+        "documentElement", "baseURI", "childNodes", "firstChild", "lastChild", "appendChild",
+        "title", "links", "implementation", "all", "open",
     }
+)
+_WINDOW_PROPS = frozenset(
+    {
+        "alert", "eval", "confirm", "document", "setTimeout", "setInterval", "Function",
+        "atob", "fetch", "XMLHttpRequest", "postMessage", "localStorage", "sessionStorage",
+        "constructor", "execScript", "jQuery", "$", "globalEval", "importScripts",
+    }
+)
+_WINDOW_NAV_PROPS = _WINDOW_PROPS | {"location", "prompt"}
+_JS_GLOBAL_PROPS: dict[str, frozenset[str]] = {
+    "document": _DOCUMENT_PROPS,
+    "window": _WINDOW_NAV_PROPS
+    | {"onerror", "onload", "frames", "parent", "top", "navigation", "name", "open", "opener"},
+    "top": _WINDOW_NAV_PROPS,
+    "parent": _WINDOW_NAV_PROPS,
+    "opener": _WINDOW_NAV_PROPS,
+    "frames": _WINDOW_NAV_PROPS,
+    "globalThis": _WINDOW_NAV_PROPS,
+    "self": _WINDOW_PROPS - {"document"},
+}
+_JS_GLOBALS = tuple(_JS_GLOBAL_PROPS)
+# Members whose call is code execution whatever object they hang off.
+_JS_SINK_MEMBERS = frozenset(
+    {"constructor", "fromCharCode", "eval", "alert", "write", "writeln", "setTimeout",
+     "setInterval", "execScript", "globalEval"}
 )
 _SSI_DIRECTIVES = frozenset(
     {"exec", "include", "echo", "set", "config", "printenv", "fsize", "flastmod", "if", "elif"}
@@ -586,7 +607,11 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
     value = tok.value
     if name.startswith("on") and value is not None:
         event = name[2:]
-        if event in _EVENTS:
+        if event in _EVENTS and (
+            not strict or not value.strip(_WS) or any(ch in value for ch in "(`=;[&")
+        ):
+            # Where no tag was seen (attribute contexts) the value must look like code, or
+            # be missing (then the page supplies it): 'onerror=handler' is a Python kwarg.
             return name + "="
         # Unknown names may be events newer than our list.  Where no tag was seen, want a
         # code-like value: 'x/onfoo=' also ends many base64 tokens.
@@ -747,7 +772,7 @@ def _js_break(value: str) -> str | None:
 
 
 def _js_break_at(value: str, q: int, last_close: int) -> str | None:
-    """The break check for the quote at ``q``."""
+    """The break check for the quote at ``q``: operators, then a sink call or a DOM write."""
     n = len(value)
     j = q + 1
     ops = 0
@@ -758,49 +783,61 @@ def _js_break_at(value: str, q: int, last_close: int) -> str | None:
     if ops == 0:
         return None
     # Identifier chain: ident ( '.' ident | '[' ... ']' )*
-    first = ""
-    member = False
+    chain: list[str] = []
     while True:
         k = j
         while k < n and value[k] in _IDENT_CHARS:
             k += 1
         if k == j or value[j].isdigit():
             break
-        if not first:
-            first = value[j:k].lower()
-            if first not in _JS_BREAK_ROOTS:
-                break
+        chain.append(value[j:k])
+        if len(chain) == 1 and chain[0].lower() not in _JS_BREAK_ROOTS:
+            return None
         j = k
         if j < n and value[j] == ".":
-            member = True
             j += 1
             continue
         if j < n and value[j] == "[":
             close = value.find("]", j, j + 200)
             if close < 0:
                 break
-            member = True
+            inner = value[j + 1 : close].strip(_WS)
+            name = inner.strip("'\"`")
+            if name.isidentifier() or name.isdigit():
+                chain.append(name)
+            else:
+                chain.append("[]")  # computed name: 'al'+'ert', escapes, comments
             j = close + 1
             if j < n and value[j] == ".":
                 j += 1
                 continue
         break
-    if not first or j >= n or first not in _JS_BREAK_ROOTS:
+    if not chain or j >= n:
         return None
+    root = chain[0]
+    members = chain[1:]
+    props = _JS_GLOBAL_PROPS.get(root)
+    dom = props is not None and any(m in props or m == "[]" for m in members)
     ch = value[j]
-    if ch == ")" and not member:
+    if ch == ")" and not members:
         # '(alert)(1)': step over the closing parentheses of a wrapped sink.
         while j < n and value[j] == ")":
             j += 1
         if j >= n:
             return None
         ch = value[j]
-    if ch == "`":
-        return value[q : j + 1]
-    if ch == "(":
-        if last_close > j and not _prose_arg(value, j):
+    if ch in "(`":
+        sink = (not members and root in _JS_SINKS) or dom or bool(
+            members and members[-1] in _JS_SINK_MEMBERS
+        )
+        if sink and (ch == "`" or (last_close > j and not _prose_arg(value, j))):
             return value[q : j + 1]
-    elif ch == "=" and member and not value.startswith("==", j) and j + 1 < n:
+    elif (
+        ch == "="
+        and not value.startswith("==", j)
+        and j + 1 < n
+        and (dom or (root == "location" and len(chain) <= 2))
+    ):
         return value[q : j + 1]
     return None
 
@@ -889,17 +926,24 @@ def _js_dom_access(value: str) -> str | None:
                     j, c2 = _skip_js_space(value, j + 1)
                     comment = comment or c2
                 spaced = not comment and any(ch in _WS for ch in value[end:j])
+                props = _JS_GLOBAL_PROPS[obj]
                 if j < n and value[j] == "[" and not spaced:
                     k, _ = _skip_js_space(value, j + 1)
                     if k < n and value[k] in "\"'`":
-                        return value[p : k + 1]
+                        close = value.find(value[k], k + 1, k + 100)
+                        name = value[k + 1 : close] if close > 0 else ""
+                        # window['x'] is always code; self['status'] may be a Python dict.
+                        if obj in ("window", "document") or name in props or not (
+                            name.isidentifier()
+                        ):
+                            return value[p : k + 1]
                 elif j < n and value[j] == "." and not spaced:
                     k, c3 = _skip_js_space(value, j + 1)
                     if k == j + 1 or comment or c3:
                         e = k
                         while e < n and value[e] in _IDENT_CHARS:
                             e += 1
-                        if value[k:e] in _JS_DOM_PROPS and _code_around(value, p, e):
+                        if value[k:e] in props and _code_around(value, p, e):
                             return value[p:e]
             p = value.find(obj, end)
     return None
