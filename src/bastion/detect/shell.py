@@ -808,7 +808,7 @@ def _split_commands(tokens: list[Token], ctx: str) -> list[_Command]:
         if tok.kind == "sep":
             current_ctx = "subst" if stack and stack[-1] == "subst" else "sep"
             opening = not seen_prose and (
-                not before or (len(before) == 1 and not _prose_word(before[0].text)))
+                not before or (len(before) == 1 and not plain(before[0].text).isalpha()))
         elif tok.kind == "open":  # subshell: commands follow
             stack.append("sub")
             current_ctx = "sep"
@@ -1104,7 +1104,9 @@ def is_shi(value: str) -> str | None:
 
 def _scan(value: str) -> str | None:
     # a sentence around `code` or $(...) is documentation, unless the code itself is telling
-    prose_value = sum(1 for w in value.lower().split() if w in _STOPWORDS) >= 2
+    plain_words = [w.strip(".,;:!?\"()") for w in value.lower().split()]
+    prose_value = sum(1 for w in plain_words if w in _STOPWORDS) >= 2 or sum(
+        1 for w in plain_words if len(w) > 1 and w.isalpha() and w not in _ALL_COMMANDS) >= 3
     contexts = [""]
     if "'" in value:
         contexts.append("'")
