@@ -124,7 +124,8 @@ def test_browser_request_passes(ruleset: Ruleset) -> None:
 
 
 def test_shell_injection_in_user_agent(ruleset: Ruleset) -> None:
-    assert "bst-rce-003" in fired(ruleset, headers=[("user-agent", "() { :;}; /bin/cat /etc/passwd")])
+    agent = "() { :;}; /bin/cat /etc/passwd"
+    assert "bst-rce-003" in fired(ruleset, headers=[("user-agent", agent)])
 
 
 def test_log4shell_in_header(ruleset: Ruleset) -> None:
