@@ -1044,19 +1044,25 @@ for _b in range(256):
 _FAST_BYTES = bytes(_FAST_TABLE)
 
 
+_FAST_NOISE = frozenset({b"exe", b"ini", b"win", b"boot", b"system", b"com", b"tar", b"dump"})
+
+
 def _fast_words() -> frozenset[bytes]:
     words: set[bytes] = set()
     for name in _ALL_COMMANDS | _WRAPPERS | _SENSITIVE_WORDS | {"ifs", "bin", "sbin"}:
         for piece in name.encode().translate(_FAST_BYTES).split():
-            if len(piece) >= 2:
+            if len(piece) >= 2 and piece not in _FAST_NOISE:
                 words.add(piece)
     return frozenset(words)
 
 
 _FAST_WORDS = _fast_words()
+_FAST_NAMES = frozenset(w.decode() for w in _FAST_WORDS)
 
 
 def _needs_scan(value: str) -> bool:
+    if value.isalnum():
+        return value.lower() in _FAST_NAMES
     if (
         "$" in value
         or "`" in value
