@@ -218,8 +218,6 @@ _JS_GLOBAL_PROPS: dict[str, frozenset[str]] = {
     | {"onerror", "onload", "frames", "parent", "top", "navigation", "name", "open", "opener"},
     "top": _WINDOW_NAV_PROPS,
     "parent": _WINDOW_NAV_PROPS,
-    "opener": _WINDOW_NAV_PROPS,
-    "frames": _WINDOW_NAV_PROPS,
     "globalThis": _WINDOW_NAV_PROPS,
     "self": _WINDOW_PROPS - {"document"},
 }
@@ -857,6 +855,17 @@ def _ident_before(value: str, end: int) -> tuple[str, int]:
     return value[k:end], k
 
 
+def _call_shape(value: str) -> bool:
+    """Whether some '(' directly follows a name or a ')' (or '${' occurs): a call could exist."""
+    p = value.find("(", 1)
+    while p > 0:
+        c = value[p - 1]
+        if c in _IDENT_CHARS or c == ")":
+            return True
+        p = value.find("(", p + 1)
+    return "${" in value
+
+
 def _js_sink_call(value: str) -> str | None:
     """A call (or tagged template) of a code-evaluating or dialog function."""
     n = len(value)
@@ -1142,7 +1151,7 @@ def _detect(value: str, depth: int) -> str | None:
         found = _js_break(value)
         if found:
             return found
-    if has_paren or has_tick:
+    if has_tick or (has_paren and _call_shape(value)):
         found = _js_sink_call(value)
         if found:
             return found
@@ -1161,9 +1170,7 @@ def _detect(value: str, depth: int) -> str | None:
             or "self" in value
             or "top" in value
             or "parent" in value
-            or "frames" in value
             or "globalThis" in value
-            or "opener" in value
         ):
             found = _js_dom_access(value)
             if found:
@@ -1257,14 +1264,7 @@ def is_xss(value: str) -> str | None:
     found = _detect(value, 0)
     if found:
         return found
-    if (
-        "&" in value
-        or "\uff1c" in value
-        or "ADw" in value
-        or "\\" in value
-        or "%u" in value
-        or "%U" in value
-    ):
+    if "&" in value or "\\" in value or "%" in value or "ADw" in value or "\uff1c" in value:
         for variant in _variants(value):
             found = _detect(variant, 1)
             if found:
