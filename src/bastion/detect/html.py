@@ -54,6 +54,8 @@ _TAG_NAME_END = _WS + "/>"
 _ATTR_NAME_END = _WS + "/>="
 _UNQUOTED_END = _WS + ">"
 _MAX_DEPTH = 2
+# Per-call cache of attribute values already judged (values repeat across contexts).
+_Memo = dict[str, str | None]
 
 
 class Token(NamedTuple):
@@ -597,7 +599,7 @@ def _css_danger(value: str, bare: bool) -> str | None:
     return None
 
 
-def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
+def _judge_attr(tok: Token, strict: bool, depth: int, memo: _Memo) -> str | None:
     """Event handlers, script URLs, dangerous CSS, active namespaces and nested markup."""
     name = tok.name.lower().strip("\x00\x0b\x0c")
     if "\x00" in name:
@@ -633,7 +635,7 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
         if found:
             return found
     elif local == "srcdoc" and depth < _MAX_DEPTH and "<" in decoded:
-        found = _scan(decoded, CTX_DATA, depth + 1)
+        found = _scan(decoded, CTX_DATA, depth + 1, memo)
         if found:
             return "srcdoc=" + found
     elif local == "attributename":
@@ -661,21 +663,28 @@ def _judge_attr(tok: Token, strict: bool, depth: int) -> str | None:
                 return found
     if depth < _MAX_DEPTH:
         # Markup inside an attribute value turns live when a sanitizer or a second parser
-        # (mutation XSS, legacy quoting rules, XML consumers) re-reads it.
-        # Each attribute value is also a value of its own for whoever consumes the markup.
-        found = _detect(decoded, depth + 1)
+        # (mutation XSS, legacy quoting rules, XML consumers) re-reads it.  At the top level
+        # each attribute value is also judged as a value of its own (all contexts); deeper
+        # down only its markup is, which keeps the work on nested junk linear and small.
+        if depth > 0:
+            found = _scan(decoded, CTX_DATA, depth + 1, memo) if "<" in decoded else None
+        elif decoded in memo:
+            found = memo[decoded]  # the same value seen from another starting context
+        else:
+            found = memo[decoded] = _detect(decoded, 1, memo)
         if found:
             return found
         if value[:1] == "`" and "=" in value:
             # Legacy IE quoted attribute values with backticks.
             close = value.find("`", 1)
-            found = _scan(value[close + 1 :] if close > 0 else value[1:], CTX_TAG, depth + 1)
+            rest = value[close + 1 :] if close > 0 else value[1:]
+            found = _scan(rest, CTX_TAG, depth + 1, memo)
             if found:
                 return found
     return None
 
 
-def _judge_markup_decl(body: str, depth: int) -> str | None:
+def _judge_markup_decl(body: str, depth: int, memo: _Memo) -> str | None:
     """'<!...>' and '<?...>' bodies: XML entity/attribute declarations, IE imports, CDATA."""
     low = body[:16].lower()
     if low.startswith(("entity", "attlist", "element")) and len(low) > 6 and low[6] in _WS + "%":
@@ -683,17 +692,17 @@ def _judge_markup_decl(body: str, depth: int) -> str | None:
     if low.startswith(("?import", "?xml:namespace")):
         return "<" + low.split()[0]
     if low.startswith(("[cdata[", "[if")) and depth < _MAX_DEPTH:
-        return _scan(body, CTX_DATA, depth + 1)
+        return _scan(body, CTX_DATA, depth + 1, memo)
     return None
 
 
-def _scan(value: str, context: int, depth: int) -> str | None:
+def _scan(value: str, context: int, depth: int, memo: _Memo) -> str | None:
     """Run the tokenizer from one context and report the first dangerous token."""
     strict = context != CTX_DATA
     for tok in tokenize(value, context):
         kind = tok.kind
         if kind == ATTR:
-            found = _judge_attr(tok, strict and tok.tag == "", depth)
+            found = _judge_attr(tok, strict and tok.tag == "", depth, memo)
             if found:
                 return found
             if tok.tag:
@@ -718,7 +727,7 @@ def _scan(value: str, context: int, depth: int) -> str | None:
                     return "<!--" + body[:k]
             # IE conditional comments hide live markup inside a comment.
             if body[:3].lower() == "[if" and depth < _MAX_DEPTH:
-                found = _scan(body, CTX_DATA, depth + 1)
+                found = _scan(body, CTX_DATA, depth + 1, memo)
                 if found:
                     return found
         elif kind == DOCTYPE:
@@ -727,7 +736,7 @@ def _scan(value: str, context: int, depth: int) -> str | None:
                 if decl in low:
                     return decl
         else:
-            found = _judge_markup_decl(tok.name, depth)
+            found = _judge_markup_decl(tok.name, depth, memo)
             if found:
                 return found
     return None
@@ -1102,30 +1111,30 @@ def _tag_gate(value: str) -> bool:
     return False
 
 
-def _detect(value: str, depth: int) -> str | None:
+def _detect(value: str, depth: int, memo: _Memo) -> str | None:
     """All checks on one representation of the value."""
     low = value.lower()
     has_lt = "<" in value
     has_eq = "=" in value
     if (has_lt and _tag_gate(value)) or (has_eq and _attr_gate(value, low)):
         if has_lt:
-            found = _scan(value, CTX_DATA, depth)
+            found = _scan(value, CTX_DATA, depth, memo)
             if found:
                 return found
         if _has_ws(value) or ">" in value:
-            found = _scan(value, CTX_ATTR_UNQUOTED, depth)
+            found = _scan(value, CTX_ATTR_UNQUOTED, depth, memo)
             if found:
                 return found
         if "'" in value:
-            found = _scan(value, CTX_ATTR_SINGLE, depth)
+            found = _scan(value, CTX_ATTR_SINGLE, depth, memo)
             if found:
                 return found
         if '"' in value:
-            found = _scan(value, CTX_ATTR_DOUBLE, depth)
+            found = _scan(value, CTX_ATTR_DOUBLE, depth, memo)
             if found:
                 return found
         if has_eq:
-            found = _scan(value, CTX_TAG, depth)
+            found = _scan(value, CTX_TAG, depth, memo)
             if found:
                 return found
     has_colon = ":" in value
@@ -1261,12 +1270,13 @@ def is_xss(value: str) -> str | None:
         or "!ENTITY" in value
     ):
         return None
-    found = _detect(value, 0)
+    memo: _Memo = {}
+    found = _detect(value, 0, memo)
     if found:
         return found
     if "&" in value or "\\" in value or "%" in value or "ADw" in value or "\uff1c" in value:
         for variant in _variants(value):
-            found = _detect(variant, 1)
+            found = _detect(variant, 1, memo)
             if found:
                 return found
     return None
