@@ -378,6 +378,13 @@ BENIGN = [
     # base64 tokens can end in '/on<letters>=' - not an event handler
     "VGhhbmtzLCBmb3IgYWxsIHlvdXIgd29yaw/onafe=",
     "dGhlIG9ubG9hZA/onload",
+    "AXF3g7TordYR8K+0dZrp/O1MhVxVL009083HTIvcA6WBqSr0PTwsm8KmWNihWWFoVa7A5bzRcDU/onrtg==",
+    "OnfZowXJyqBRDoJnMg==",
+    "x/onload==",
+    "'2P#3g;^f-S*zMubhOM+!+;`;F%(7<.0lp",
+    "def rmtree(path, ignore_errors=False, onerror=auto_chmod):",
+    "self.write(', '.join(self.parent.names))",
+    "for i, node in enumerate(self.parent.children): print(self['status'])",
     "Settings --> Privacy --> Cookies",
     '<meta name="referrer" content="no-referrer"> is the tag to remove',
     "git notes add [<options>] [<object>]",

@@ -607,20 +607,21 @@ def _judge_attr(tok: Token, strict: bool, depth: int, memo: _Memo) -> str | None
     value = tok.value
     if name.startswith("on") and value is not None:
         event = name[2:]
+        # Where no tag was seen (attribute contexts) the value must look like code, or be
+        # missing (the page then supplies it): 'onerror=handler' is a Python keyword argument
+        # and 'x/onfoo==' the tail of many base64 tokens.
+        code = value.strip(_WS + "=")
         if event in _EVENTS and (
-            not strict or not value.strip(_WS) or any(ch in value for ch in "(`=;[&")
+            not strict or not value.strip(_WS) or any(ch in code for ch in "(`=;[&")
         ):
-            # Where no tag was seen (attribute contexts) the value must look like code, or
-            # be missing (then the page supplies it): 'onerror=handler' is a Python kwarg.
             return name + "="
-        # Unknown names may be events newer than our list.  Where no tag was seen, want a
-        # code-like value: 'x/onfoo=' also ends many base64 tokens.
+        # Unknown names may be events newer than our list.
         if (
-            len(event) >= 3
+            len(event) >= (3 if not strict else 4)
             and event.isascii()
             and event.isalpha()
-            and value.strip(_WS)
-            and (not strict or any(ch in value for ch in "(`="))
+            and code
+            and (not strict or _call_shape(code) or "`" in code)
         ):
             return name + "="
     colon = name.rfind(":")
@@ -1011,10 +1012,21 @@ def _code_around(value: str, start: int, end: int) -> bool:
 
 
 def _jsfuck(value: str) -> str | None:
-    """Code written with only []()!+ (JSFuck-style): '!![]', '+[]', '[][', '(![]'."""
+    """Code written with only []()!+ (JSFuck-style): a run of five or more of those characters
+    holding an array literal and a '!' or '+' ('+!![]', '(![]+[])')."""
     for frag in ("!![]", "+[]", "[][", "(![]", "+!+"):
-        if frag in value:
-            return frag
+        p = value.find(frag)
+        while p >= 0:
+            start = p
+            while start > 0 and value[start - 1] in "[]()!+":
+                start -= 1
+            end = p + len(frag)
+            while end < len(value) and value[end] in "[]()!+":
+                end += 1
+            run = value[start:end]
+            if end - start >= 5 and "[]" in run and ("!" in run or "+" in run):
+                return run[:20]
+            p = value.find(frag, end)
     return None
 
 
