@@ -11,8 +11,20 @@ and at attribute-name position inside a tag.  Context-free checks complete the p
 whole value used as a URL or as CSS, and the value as JavaScript (breaking out of a JS string, or
 plain code calling a sink or reaching the DOM).
 
+Back ends sometimes turn a harmless-looking value into markup before it reaches a page, so a
+few other spellings are judged too: HTML entities decoded (XML consumers), full-width forms
+folded (NFKC), JavaScript / %u escapes decoded (values placed in JS strings), UTF-7.  Attribute
+values of submitted markup are judged as values of their own (sanitizers and XML consumers
+re-read them: mutation XSS).
+
+Where the tokenizer departs from HTML5 it does so to catch more, never less: no RCDATA/RAWTEXT
+states (markup inside <title> or <textarea> is still reported), and legacy-parser quirks are
+honoured (VT as whitespace, NUL after '<', '<:ns', backtick-quoted values, C0 controls inside
+URL schemes).
+
 Everything is hand-written scanning in linear time: no regular expressions, no backtracking, a
-bounded number of passes and a bounded recursion depth.
+bounded number of passes and a bounded recursion depth.  Cheap substring gates, each a superset
+of what the check behind it can find, keep ordinary text on a fast path.
 """
 
 from __future__ import annotations
@@ -22,11 +34,17 @@ from collections.abc import Generator, Iterator
 from typing import NamedTuple
 
 __all__ = [
+    "ATTR",
+    "BOGUS",
+    "COMMENT",
     "CTX_ATTR_DOUBLE",
     "CTX_ATTR_SINGLE",
     "CTX_ATTR_UNQUOTED",
     "CTX_DATA",
     "CTX_TAG",
+    "DOCTYPE",
+    "END_TAG",
+    "START_TAG",
     "Token",
     "decode_entities",
     "is_xss",
