@@ -221,6 +221,9 @@ ATTACKS = [
     "'\"<\x00script>alert(1)</script>",
     # bare URL / JavaScript contexts
     "javascript:alert(1)",
+    "javascript:void(0)",
+    "javascript: alert(1)",
+    "q=javascript:alert(1)",
     "  JavaScript:alert(document.domain)",
     "java&#x09;script:x",
     "data:text/html,<script>alert(1)</script>",
@@ -343,6 +346,8 @@ BENIGN = [
     "The alert was raised at noon; please confirm your email.",
     "Open the window and read the document.",
     "javascript: the good parts",
+    "JavaScript: Alert(s) are shown (2008)",
+    "https://www.google.com/search?q=javascript:alert",
     "Learn JavaScript: a beginner's guide",
     "what is document.cookie?",
     "how to use onclick in react",

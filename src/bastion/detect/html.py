@@ -517,8 +517,9 @@ def _local_tag_name(name: str) -> str:
 _URL_LEAD = "".join(map(chr, range(33))) + "\xa0`'\"\ufffd"
 
 
-def _url_danger(value: str, strict: bool) -> str | None:
-    """Scheme check of an (entity-decoded) URL; ``strict`` wants more proof than the scheme.
+def _url_danger(value: str, strict: bool, bare: bool = False) -> str | None:
+    """Scheme check of an (entity-decoded) URL; ``strict`` wants more proof than the scheme:
+    code after it (or, for a ``bare`` whole value, at least no space after the colon).
 
     Leading controls/space are ignored and tab/CR/LF inside the scheme are removed, as URL
     parsing does; legacy browsers also dropped other C0 controls and NUL, so we do too.
@@ -533,8 +534,15 @@ def _url_danger(value: str, strict: bool) -> str | None:
         head = "".join(ch for ch in head if ch >= " " and ch != "\ufffd")
     scheme = head.lower()
     if scheme in _SCRIPT_SCHEMES:
-        rest = value[colon + 1 : colon + 65].lstrip("\t\n\r").lower()
-        if not strict or rest[:1] not in ("", " ") or any(ch in rest for ch in "(`=\\[;"):
+        rest = value[colon + 1 : colon + 65].lstrip("\t\n\r")
+        if not strict:
+            return scheme + ":"
+        if bare:
+            # 'javascript:x' is a URL; 'JavaScript: the good parts (2008)' is a title.
+            if rest[:1] not in ("", " ") or "\\" in rest or _js_sink_call(rest):
+                return scheme + ":"
+            return None
+        if any(ch in rest for ch in "(`=\\[;"):
             return scheme + ":"
         return None
     if scheme == "data":
@@ -685,7 +693,8 @@ def _judge_attr(tok: Token, strict: bool, depth: int, memo: _Memo) -> str | None
         # (mutation XSS, legacy quoting rules, XML consumers) re-reads it.  At the top level
         # each attribute value is also judged as a value of its own (all contexts); deeper
         # down only its markup is, which keeps the work on nested junk linear and small.
-        if depth > 0:
+        if depth > 0 or not tok.tag:
+            # Deeper down, or in a tag we only assume: the value's own markup only.
             found = _scan(decoded, CTX_DATA, depth + 1, memo) if "<" in decoded else None
         elif decoded in memo:
             found = memo[decoded]  # the same value seen from another starting context
@@ -1174,7 +1183,7 @@ def _detect(value: str, depth: int, memo: _Memo) -> str | None:
         decoded = decode_entities(head) if "&" in head else head
         # A scheme spelled with entities or control characters is obfuscated on purpose.
         plain = decoded == head and head[:24].isprintable()
-        found = _url_danger(decoded, plain)
+        found = _url_danger(decoded, plain, bare=True)
         if found:
             return found
     if (
