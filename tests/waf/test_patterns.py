@@ -10,8 +10,8 @@ def test_multi_pattern_scan_reports_each_matching_pattern() -> None:
     assert sorted(patterns.matches("x UNION SELECT <SCRIPT>")) == [0, 1]
     assert patterns.matches("abc") == [2]
     assert patterns.matches("abc\nx") == []  # anchors are per value, confirmed with RE2
-    assert patterns.may_match("first\nabc\nlast") is True
-    assert patterns.may_match("nothing here") is False
+    assert patterns.scan(b"first\nabc\nlast") == {2}
+    assert patterns.scan(b"nothing here") == set()
     assert patterns.highlight(0, "1 union  select 2") == "union  select"
 
 

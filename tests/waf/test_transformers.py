@@ -43,3 +43,9 @@ def test_chain_applies_in_order_and_skips_selectors() -> None:
 def test_transformers_survive_hostile_text(name: str) -> None:
     hostile = "%" * 100 + "\\u{" + "\ud800" + "&#99999999;" + "\\" + "\x00" * 10 + "/.." * 50
     assert isinstance(TRANSFORMERS[name](hostile), str)
+
+
+@pytest.mark.parametrize("value", ["\\ud800", "\\u{dfff}", "%ud800", "\\d800 "])
+def test_decoders_never_produce_lone_surrogates(value: str) -> None:
+    for name in ("jsDecode", "cssDecode", "urlDecodeUni"):
+        TRANSFORMERS[name](value).encode("utf-8")  # raises on a lone surrogate

@@ -1319,3 +1319,9 @@ def is_xss(value: str) -> str | None:
             if found:
                 return found
     return None
+
+
+# A regular expression that matches every single-line ASCII value the fast path of `is_xss`
+# lets through: the engine runs it inside its shared Hyperscan scan and calls `is_xss` only
+# where it matched. Keep it in step with the fast path above.
+TRIGGER = r"[<=:(.&`\[]|ADw|!ENTITY"

@@ -1135,3 +1135,24 @@ def _scan(value: str) -> str | None:
                     if found:
                         return found
     return None
+
+
+# ---------------------------------------------------------------- trigger for the engine
+# A regular expression that matches every single-line ASCII value `_needs_scan` accepts (the
+# engine runs it inside its shared Hyperscan scan and calls `is_shi` only where it matched).
+# Built from the same tables as the fast path, so the two cannot drift apart.
+
+
+def _trigger() -> str:
+    words = "|".join(
+        "".join(c if c.isalnum() or c == "_" else f"\\x{ord(c):02x}" for c in w.decode())
+        for w in sorted(_FAST_WORDS)
+    )
+    return (
+        r"[$`\\^{'\"]|\(\)|<\(|>\("
+        r"|/[^\n]*[?*\[]|[?*\[][^\n]*/"
+        rf"|(?:^|[^a-zA-Z_\-])(?:{words})(?:[^a-zA-Z_\-]|$)"
+    )
+
+
+TRIGGER = _trigger()

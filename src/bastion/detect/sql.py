@@ -1362,3 +1362,26 @@ def is_sqli(value: str) -> str | None:
     if value.isalnum() or not _may_be_sqli(value):
         return None
     return _is_sqli_slow(value)
+
+
+# --- trigger for the engine ------------------------------------------------------------------
+# A regular expression that matches every single-line ASCII value `_may_be_sqli` accepts (the
+# engine runs it inside its shared Hyperscan scan and calls `is_sqli` only where it matched).
+# It is built from the same tables as the fast path, so the two cannot drift apart.
+
+
+def _regex_literal(word: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else f"\\x{ord(c):02x}" for c in word)
+
+
+def _trigger() -> str:
+    words = "|".join(sorted(w.decode().lower() for w in _TRIGGER_WORDS))
+    functions = "|".join(_regex_literal(f) for f in sorted(_SQL_FUNCTIONS))
+    return (
+        r"['\"`]|&&|\|\||/\*!"
+        rf"|(?:^|[^a-zA-Z_])(?:{words})(?:[^a-zA-Z_]|$)"
+        rf"|(?:^|[^a-zA-Z0-9_$.])(?:{functions})[ \t\n\r\v\f\x00]*\("
+    )
+
+
+TRIGGER = _trigger()

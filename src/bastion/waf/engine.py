@@ -67,6 +67,18 @@ class _Deadline(Exception):
     pass
 
 
+@dataclass
+class _Work:
+    """One lane's share of a run: the values it reads, transformed by its chain."""
+
+    lane: Lane
+    address: str
+    items: list[tuple[KeyPath, str]]
+    texts: list[str]
+    # The detector triggers that matched somewhere in this lane's values; None: not scanned.
+    triggered: set[int] | None = None
+
+
 class WafContext:
     """Per-request state over an immutable Ruleset. Not shared between threads."""
 
@@ -90,9 +102,10 @@ class WafContext:
         result = WafResult()
         self._store.update(addresses)
         try:
-            bypass, monitor, excluded_inputs = self._exclusions(deadline)
-            for address, value in addresses.items():
-                self._scan(address, value, bypass, excluded_inputs, deadline)
+            bypass, monitor, excluded = self._exclusions(deadline)
+            work = self._prepare(addresses, deadline)
+            self._scan_patterns(work, bypass, excluded, deadline)
+            self._run_value_ops(work, bypass, excluded, deadline)
         except _Deadline:
             result.timeout = True
             bypass, monitor = set(), set()
@@ -157,61 +170,124 @@ class WafContext:
 
     # ------------------------------------------------------------ scanning
 
-    def _scan(
-        self, address: str, value: object, bypass: set[int],
-        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
-    ) -> None:
-        lanes = self._ruleset.lanes.get(address)
-        if not lanes:
-            return
-        limits = self._ruleset.limits
-        values: list[tuple[KeyPath, str]] | None = None
-        keys: list[tuple[KeyPath, str]] | None = None
-        done = self._fired
-        matches = self._matches
-        for lane in lanes:
+    def _prepare(self, addresses: Mapping[str, object], deadline: float) -> list[_Work]:
+        """The transformed values of every lane that reads one of the new addresses."""
+        work: list[_Work] = []
+        for address, value in addresses.items():
+            lanes = self._ruleset.lanes.get(address)
+            if not lanes:
+                continue
+            walks: dict[tuple[KeyPath, bool], list[tuple[KeyPath, str]]] = {}
+            for lane in lanes:
+                walk_key = (lane.key_path, lane.keys_only)
+                items = walks.get(walk_key)
+                if items is None:
+                    items = walks[walk_key] = self._walk(value, lane.key_path, lane.keys_only)
+                if not items:
+                    continue
+                chain = lane.chain
+                texts = [chain(r) for _, r in items] if chain is not None else [r for _, r in items]
+                work.append(_Work(lane, address, items, texts))
             if time.perf_counter() > deadline:
                 raise _Deadline
-            if lane.keys_only:
-                if keys is None:
-                    keys = list(walk_keys(value, limits))
-                items = keys
-            else:
-                if values is None:
-                    values = walk_values(value, limits)
-                items = values
-            if not items:
-                continue
-            chain = lane.chain
-            texts = [chain(raw) for _, raw in items] if chain is not None else [r for _, r in items]
-            patterns = lane.patterns
-            if patterns is not None:
-                # One scan of all values together; only a hit pays for per-value scans.
-                scan_each = patterns.may_match(texts[0] if len(texts) == 1 else "\n".join(texts))
-                if scan_each or patterns.has_re2_only:
-                    for (key_path, raw), text in zip(items, texts, strict=True):
-                        for index in patterns.matches(text, scan_each):
-                            self._record_pattern(lane, index, address, key_path, raw, text,
+        return work
+
+    def _walk(
+        self, value: object, key_path: KeyPath, keys_only: bool
+    ) -> list[tuple[KeyPath, str]]:
+        limits = self._ruleset.limits
+        if key_path:
+            present, value = resolve_key_path(value, key_path)
+            if not present:
+                return []
+        if keys_only:
+            return list(walk_keys(value, limits, key_path, len(key_path)))
+        return walk_values(value, limits, key_path, len(key_path))
+
+    def _scan_patterns(
+        self, work: list[_Work], bypass: set[int],
+        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
+    ) -> None:
+        """Filter down from many values to few, one Hyperscan call per step: the values of all
+        lanes sharing a pattern set, joined; then each lane's values, joined, when the first
+        scan hit one of its patterns or triggers; then single values, when that hit one of its
+        rule patterns. Benign requests usually stop at the first step."""
+        groups: dict[int, list[_Work]] = {}
+        for entry in work:
+            if entry.lane.patterns is not None:
+                groups.setdefault(id(entry.lane.patterns), []).append(entry)
+        for entries in groups.values():
+            patterns = entries[0].lane.patterns
+            assert patterns is not None
+            encoded = [[text.encode("utf-8", "replace") for text in e.texts] for e in entries]
+            group_hits = patterns.scan(b"\n".join(part for parts in encoded for part in parts))
+            for entry, parts in zip(entries, encoded, strict=True):
+                if time.perf_counter() > deadline:
+                    raise _Deadline
+                lane = entry.lane
+                hits = group_hits
+                wanted = lane.pattern_refs.keys() | lane.triggers.values()
+                if len(entries) > 1 and not hits.isdisjoint(wanted):
+                    hits = patterns.scan(b"\n".join(parts))
+                entry.triggered = hits & set(lane.triggers.values())
+                relevant = not hits.isdisjoint(lane.pattern_refs.keys())
+                if not relevant and not patterns.has_re2_only:
+                    continue
+                for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):
+                    for index in patterns.matches(text, relevant):
+                        if index in lane.pattern_refs:
+                            self._record_pattern(lane, index, entry.address, key_path, raw, text,
                                                  bypass, excluded)
-            if lane.value_ops:
-                for (key_path, raw), text in zip(items, texts, strict=True):
-                    for operator, ref in lane.value_ops:
-                        slot = (ref.rule, ref.condition)
-                        if (
-                            ref.rule in done or ref.rule in bypass or slot in matches
-                            or len(text) < ref.min_length
-                            or key_path[: len(ref.key_path)] != ref.key_path
-                        ):
-                            continue
-                        highlight = operator.match(text)
-                        if highlight is None or self._is_excluded(
-                            excluded, ref.rule, address, key_path
-                        ):
-                            continue
-                        matches[slot] = _Match(
+
+    def _run_value_ops(
+        self, work: list[_Work], bypass: set[int],
+        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
+    ) -> None:
+        done, matches = self._fired, self._matches
+        for entry in work:
+            if not entry.lane.value_ops:
+                continue
+            if time.perf_counter() > deadline:
+                raise _Deadline
+            address = entry.address
+            for position, (operator, refs) in enumerate(entry.lane.value_ops):
+                pending = [
+                    ref for ref in refs
+                    if ref.rule not in done and ref.rule not in bypass
+                    and (ref.rule, ref.condition) not in matches
+                ]
+                if not pending:
+                    continue
+                # Values its trigger did not match cannot interest the operator; triggers
+                # speak for single-line ASCII values, the others always go to the operator.
+                trigger = entry.lane.triggers.get(position)
+                skip_plain = (
+                    trigger is not None and entry.triggered is not None
+                    and trigger not in entry.triggered
+                )
+                # Most conditions read every value of the address: no per-value filtering.
+                filtered = bool(excluded) or any(r.min_length for r in pending)
+                for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):
+                    if skip_plain and text.isascii() and "\n" not in text:
+                        continue
+                    waiting = pending if not filtered else [
+                        ref for ref in pending
+                        if len(text) >= ref.min_length
+                        and not self._is_excluded(excluded, ref.rule, address, key_path)
+                    ]
+                    if not waiting:
+                        continue
+                    highlight = operator.match(text)
+                    if highlight is None:
+                        continue
+                    for ref in waiting:
+                        matches[(ref.rule, ref.condition)] = _Match(
                             operator.name, operator.operator_value, address, key_path, raw,
                             highlight,
                         )
+                    pending = [ref for ref in pending if ref not in waiting]
+                    if not pending:
+                        break
 
     def _record_pattern(
         self, lane: Lane, index: int, address: str, key_path: KeyPath, raw: str, text: str,
@@ -224,7 +300,6 @@ class WafContext:
             if (
                 ref.rule in self._fired or ref.rule in bypass or slot in matches
                 or len(text) < ref.min_length
-                or key_path[: len(ref.key_path)] != ref.key_path
                 or self._is_excluded(excluded, ref.rule, address, key_path)
             ):
                 continue

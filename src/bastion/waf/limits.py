@@ -25,10 +25,22 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode: lone surrogates (from JSON escapes or undecodable bytes) become
+    U+FFFD, so that no matcher downstream trips on text it cannot encode."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def scalar_text(value: object, limits: Limits) -> str | None:
     """The inspectable text of a scalar, truncated; None for containers and nulls."""
     if isinstance(value, str):
-        text = value
+        text = clean_text(value)
     elif isinstance(value, bytes | bytearray | memoryview):
         text = bytes(value[: limits.max_string_length * 4]).decode("utf-8", "replace")
     elif isinstance(value, bool):
@@ -62,7 +74,9 @@ def resolve_key_path(value: object, key_path: Sequence[str | int]) -> tuple[bool
     return True, current
 
 
-def walk_values(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
+def walk_values(
+    value: object, limits: Limits, prefix: KeyPath = (), depth: int = 0
+) -> list[tuple[KeyPath, str]]:
     """(key_path, text) for every scalar under `value`, within the limits, in document order.
 
     Built as a list by one recursive helper rather than nested generators: this runs for every
@@ -76,6 +90,7 @@ def walk_values(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
 
     def visit(node: object, prefix: KeyPath, depth: int) -> None:
         if isinstance(node, str):
+            node = clean_text(node)
             found.append((prefix, node if len(node) <= max_length else node[:max_length]))
             return
         text = scalar_text(node, limits)
@@ -88,20 +103,22 @@ def walk_values(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
             for count, (key, item) in enumerate(node.items()):
                 if count >= max_size:
                     return
-                path = (*prefix, key if isinstance(key, str) else _key_text(key, limits))
+                path = (*prefix, _key_text(key, limits))
                 if isinstance(item, str):
+                    item = clean_text(item)
                     found.append((path, item if len(item) <= max_length else item[:max_length]))
                 else:
                     visit(item, path, depth + 1)
         elif isinstance(node, list | tuple):
             for index, item in enumerate(node[:max_size]):
                 if isinstance(item, str):
+                    item = clean_text(item)
                     text = item if len(item) <= max_length else item[:max_length]
                     found.append(((*prefix, index), text))
                 else:
                     visit(item, (*prefix, index), depth + 1)
 
-    visit(value, (), 0)
+    visit(value, prefix, depth)
     return found
 
 
@@ -126,4 +143,4 @@ def walk_keys(
 
 def _key_text(key: object, limits: Limits) -> str:
     text = scalar_text(key, limits)
-    return text if text is not None else str(key)[: limits.max_string_length]
+    return text if text is not None else clean_text(str(key)[: limits.max_string_length])

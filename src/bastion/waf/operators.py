@@ -76,6 +76,12 @@ class ValueOperator:
     name = ""
     operator_value = ""
     min_length = 0
+    trigger: Pattern | None = None
+
+    @property
+    def share_key(self) -> object:
+        """Operators with equal keys give equal answers: the engine asks only one of them."""
+        return id(self)
 
     def match(self, value: str) -> str | None:
         raise NotImplementedError
@@ -87,6 +93,11 @@ class NegatedRegex(ValueOperator):
         self.operator_value = pattern.regex
         self.min_length = min_length
         self._program = compile_re2(pattern)
+        self._pattern = pattern
+
+    @property
+    def share_key(self) -> object:
+        return (self.name, self._pattern, self.min_length)
 
     def match(self, value: str) -> str | None:
         return value if self._program.search(value) is None else None
@@ -183,11 +194,24 @@ class Equals(ValueOperator):
 
 
 class Detector(ValueOperator):
-    """A tokenizer-backed detector from `bastion.detect` (is_sqli, is_xss, ...)."""
+    """A tokenizer-backed detector from `bastion.detect` (is_sqli, is_xss, ...).
 
-    def __init__(self, name: str, function: Callable[[str], str | None]) -> None:
+    A detector module may declare `TRIGGER`, a regular expression that matches every
+    single-line ASCII value the detector can flag. The engine adds it to the shared Hyperscan
+    scan and calls the detector only for lanes whose values the trigger matched (or that hold
+    values that are not single-line ASCII), which spares most Python calls on benign values.
+    """
+
+    def __init__(
+        self, name: str, function: Callable[[str], str | None], trigger: Pattern | None = None
+    ) -> None:
         self.name = name
         self._function = function
+        self.trigger = trigger
+
+    @property
+    def share_key(self) -> object:
+        return (self.name, self._function)
 
     def match(self, value: str) -> str | None:
         return self._function(value)
@@ -201,15 +225,16 @@ _DETECTORS = {
 }
 
 
-def _detector(name: str) -> Callable[[str], str | None]:
-    """The detector function behind an operator name, imported on first use."""
+def _detector(name: str) -> Detector:
+    """The detector behind an operator name, imported on first use."""
     try:
-        function: Callable[[str], str | None] = getattr(
-            importlib.import_module(_DETECTORS[name]), name
-        )
+        module = importlib.import_module(_DETECTORS[name])
+        function: Callable[[str], str | None] = getattr(module, name)
     except (ImportError, AttributeError) as exc:
         raise OperatorError(f"detector {name!r} is unavailable: {exc}") from exc
-    return function
+    trigger = getattr(module, "TRIGGER", None)
+    pattern = Pattern(trigger, case_sensitive=False) if trigger else None
+    return Detector(name, function, pattern)
 
 
 # ---------------------------------------------------------------- address operators
@@ -314,7 +339,7 @@ def build_operator(
     if name in ("exists", "!exists"):
         return Exists(negated=name.startswith("!"))
     if name in _DETECTORS:
-        return Detector(name, _detector(name))
+        return _detector(name)
     raise OperatorError(f"unknown operator {name!r}")
 
 

@@ -51,11 +51,13 @@ def compile_re2(pattern: Pattern) -> Any:
         raise PatternError(f"RE2 rejects the pattern: {exc}") from exc
 
 
-def _collect(index: int, start: int, end: int, flags: int, hits: list[int]) -> None:
-    hits.append(index)
+def _collect(index: int, start: int, end: int, flags: int, hits: set[int]) -> None:
+    hits.add(index)
 
 
 def _hs_flags(pattern: Pattern) -> int:
+    # One event per pattern and scan at most: a hostile value full of matches costs no more
+    # Python callbacks than a value with one.
     flags = (
         hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY | hyperscan.HS_FLAG_MULTILINE
     )
@@ -138,25 +140,24 @@ class PatternSet:
     def has_re2_only(self) -> bool:
         return bool(self._re2_only)
 
-    def _hits(self, text: str) -> list[int]:
-        hits: list[int] = []
-        self._database.scan(
-            text.encode("utf-8", "replace"), match_event_handler=_collect, context=hits,
-            scratch=self._scratch(),
-        )
+    def scan(self, data: bytes) -> set[int]:
+        """The Hyperscan patterns with a match somewhere in `data`, usually many values joined
+        by newlines: an absent pattern matches none of them, a present one may, to be checked
+        value by value with `matches`. Patterns on RE2 alone are not covered: see
+        `has_re2_only`."""
+        hits: set[int] = set()
+        if self._database is not None:
+            self._database.scan(
+                data, match_event_handler=_collect, context=hits, scratch=self._scratch()
+            )
         return hits
-
-    def may_match(self, joined: str) -> bool:
-        """One scan over many values joined by newlines: False proves that no value matches
-        a Hyperscan pattern. Patterns on RE2 alone are not covered; see `has_re2_only`."""
-        return self._database is not None and bool(self._hits(joined))
 
     def matches(self, text: str, with_hyperscan: bool = True) -> list[int]:
         """Indexes of the patterns that match `text`; `with_hyperscan=False` runs only the
         patterns Hyperscan could not take, when a joined scan already cleared the rest."""
         found: list[int] = []
         if with_hyperscan and self._database is not None:
-            for index in self._hits(text):
+            for index in self.scan(text.encode("utf-8", "replace")):
                 if index in self._confirm and self._programs[index].search(text) is None:
                     continue
                 found.append(index)

@@ -1,10 +1,10 @@
 """The evaluation plan: rules regrouped by the values they inspect.
 
 Rules are written one by one, but they mostly look at the same few addresses through the same
-few transformer chains. The plan inverts them: for each (address, transformer chain, keys or
-values) it keeps one lane holding one compiled pattern set for all pattern operators, the value
-operators, and for each pattern which rule conditions it decides. At run time each value is
-transformed once per lane and scanned once, however many rules read it.
+few transformer chains. The plan inverts them: for each (address, key path, transformer
+chain, keys or values) it keeps one lane holding one compiled pattern set for all pattern
+operators, the value operators, and for each pattern which rule conditions it decides. At
+run time each value is transformed once per lane and scanned once, however many rules read it.
 """
 
 from __future__ import annotations
@@ -20,23 +20,39 @@ from bastion.waf.transformers import Transformer, make_chain
 
 @dataclass(frozen=True)
 class ConditionRef:
-    """Which condition of which rule a hit satisfies, and under which key path."""
+    """Which condition of which rule a hit satisfies."""
 
     rule: int
     condition: int
-    key_path: KeyPath
     min_length: int
 
 
 @dataclass
 class Lane:
     address: str
+    key_path: KeyPath
     transformers: tuple[str, ...]
     keys_only: bool
     chain: Transformer | None
     patterns: PatternSet | None = None
     pattern_refs: dict[int, list[ConditionRef]] = field(default_factory=dict)
-    value_ops: list[tuple[ValueOperator, ConditionRef]] = field(default_factory=list)
+    # Each value operator once, with every condition it decides: rules that share a detector
+    # on the same values cost one call per value, not one per rule.
+    value_ops: list[tuple[ValueOperator, list[ConditionRef]]] = field(default_factory=list)
+    _op_index: dict[object, int] = field(default_factory=dict, repr=False)
+
+    # Pattern index of the trigger of value operator i, when it has one.
+    triggers: dict[int, int] = field(default_factory=dict)
+
+    def add_value_op(self, operator: ValueOperator, ref: ConditionRef) -> int | None:
+        """Register the operator; returns its position when it is new to this lane."""
+        position = self._op_index.get(operator.share_key)
+        if position is None:
+            self._op_index[operator.share_key] = len(self.value_ops)
+            self.value_ops.append((operator, [ref]))
+            return len(self.value_ops) - 1
+        self.value_ops[position][1].append(ref)
+        return None
 
 
 class PatternCache:
@@ -66,8 +82,9 @@ class _SharedSet:
 
 
 def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[Lane]]:
-    """Lanes by address. Lanes with the same chain share one compiled pattern set."""
-    lanes: dict[tuple[str, tuple[str, ...], bool], Lane] = {}
+    """Lanes by address. Lanes with the same chain share one compiled pattern set; a lane
+    with a key path reads only the subtree under it."""
+    lanes: dict[tuple[str, KeyPath, tuple[str, ...], bool], Lane] = {}
     shared: dict[tuple[tuple[str, ...], bool], _SharedSet] = {}
     for rule_index, rule in enumerate(rules):
         for condition_index, condition in enumerate(rule.conditions):
@@ -75,25 +92,28 @@ def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[La
             if not isinstance(operator, PatternOperator | ValueOperator):
                 continue
             for target in condition.targets:
-                key = (target.address, target.transformers, target.keys_only)
+                key = (target.address, target.key_path, target.transformers, target.keys_only)
                 lane = lanes.get(key)
                 if lane is None:
                     lane = lanes[key] = Lane(
-                        target.address, target.transformers, target.keys_only,
+                        target.address, target.key_path, target.transformers, target.keys_only,
                         make_chain(target.transformers),
                     )
-                ref = ConditionRef(rule_index, condition_index, target.key_path,
-                                   operator.min_length)
+                ref = ConditionRef(rule_index, condition_index, operator.min_length)
+                group = shared.setdefault((target.transformers, target.keys_only), _SharedSet())
                 if isinstance(operator, PatternOperator):
-                    group = shared.setdefault((target.transformers, target.keys_only), _SharedSet())
                     index = group.add(operator.pattern)
                     lane.pattern_refs.setdefault(index, []).append(ref)
                 else:
-                    lane.value_ops.append((operator, ref))
-    compiled = {key: cache.get(group.patterns) for key, group in shared.items()}
+                    position = lane.add_value_op(operator, ref)
+                    if position is not None and operator.trigger is not None:
+                        lane.triggers[position] = group.add(operator.trigger)
+    compiled = {
+        key: cache.get(group.patterns) for key, group in shared.items() if group.patterns
+    }
     by_address: dict[str, list[Lane]] = {}
-    for (address, transformers, keys_only), lane in lanes.items():
-        if lane.pattern_refs:
+    for (address, _, transformers, keys_only), lane in lanes.items():
+        if lane.pattern_refs or lane.triggers:
             lane.patterns = compiled[(transformers, keys_only)]
         by_address.setdefault(address, []).append(lane)
     return by_address

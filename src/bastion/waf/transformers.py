@@ -12,6 +12,7 @@ import binascii
 import html
 import unicodedata
 from collections.abc import Callable, Sequence
+from urllib.parse import unquote
 
 Transformer = Callable[[str], str]
 
@@ -28,8 +29,10 @@ def remove_nulls(value: str) -> str:
 
 
 def _url_decode(value: str, iis: bool) -> str:
-    if "%" not in value and "+" not in value:
-        return value
+    if "%" not in value:
+        return value.replace("+", " ") if "+" in value else value
+    if not (iis and ("%u" in value or "%U" in value)):
+        return unquote(value.replace("+", " "), errors="replace")
     out: list[str] = []
     raw = bytearray()
     i, n = 0, len(value)
@@ -46,18 +49,13 @@ def _url_decode(value: str, iis: bool) -> str:
                 raw.append(int(value[i + 1 : i + 3], 16))
                 i += 3
                 continue
-            if (
-                iis
-                and i + 5 < n
-                and value[i + 1] in "uU"
-                and all(c in _HEX for c in value[i + 2 : i + 6])
-            ):
+            if value[i + 1 : i + 2] in ("u", "U") and _all_hex(value[i + 2 : i + 6], 4):
                 flush()
                 code = int(value[i + 2 : i + 6], 16)
                 # IIS maps full-width ASCII (U+FF01..U+FF5E) onto plain ASCII.
                 if 0xFF01 <= code <= 0xFF5E:
                     code -= 0xFEE0
-                out.append(chr(code))
+                out.append(_char(code))
                 i += 6
                 continue
         flush()
@@ -182,13 +180,13 @@ def js_decode(value: str) -> str:
             end = value.find("}", i + 3, i + 10)
             digits = value[i + 3 : end] if end > 0 else ""
             if digits and _all_hex(digits, len(digits)) and int(digits, 16) <= 0x10FFFF:
-                out.append(chr(int(digits, 16)))
+                out.append(_char(int(digits, 16)))
                 i = end + 1
             else:
                 out.append(nxt)
                 i += 2
         elif nxt == "u" and _all_hex(value[i + 2 : i + 6], 4):
-            out.append(chr(int(value[i + 2 : i + 6], 16)))
+            out.append(_char(int(value[i + 2 : i + 6], 16)))
             i += 6
         elif nxt in "01234567" and (nxt != "0" or value[i + 2 : i + 3] in _OCTAL_DIGITS):
             j = i + 1
@@ -200,6 +198,11 @@ def js_decode(value: str) -> str:
             out.append(simple.get(nxt, nxt))
             i += 2
     return "".join(out)
+
+
+def _char(code: int) -> str:
+    """chr() that never yields a lone surrogate, which no UTF-8 matcher can take."""
+    return "\ufffd" if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else chr(code)
 
 
 def _all_hex(text: str, length: int) -> bool:
@@ -223,7 +226,7 @@ def css_decode(value: str) -> str:
             j += 1
         if j > i + 1:
             code = int(value[i + 1 : j], 16)
-            out.append(chr(code) if 0 < code <= 0x10FFFF else "\ufffd")
+            out.append(_char(code) if code > 0 else "\ufffd")
             if j < n and value[j] in " \t\n":
                 j += 1
             i = j
