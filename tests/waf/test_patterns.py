@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bastion.waf.patterns import Pattern, PatternSet, check_pattern
 
 
@@ -32,3 +36,27 @@ def test_patterns_hyperscan_rejects_still_run_on_re2() -> None:
 def test_patterns_neither_engine_accepts_are_reported() -> None:
     assert check_pattern(Pattern("(?<=a)b")) is not None
     assert check_pattern(Pattern("(a)\\1")) is not None
+
+
+def test_compiled_databases_are_cached_and_damaged_entries_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_PATTERN_CACHE", str(tmp_path))
+    first = PatternSet([Pattern("cache[0-9]+me"), Pattern("a{1000}b")])
+    entries = list(tmp_path.iterdir())
+    assert len(entries) == 1
+    again = PatternSet([Pattern("cache[0-9]+me"), Pattern("a{1000}b")])
+    assert again.matches("x cache42me") == first.matches("x cache42me") == [0]
+    assert again.matches("a" * 1000 + "b") == [1]
+    data = bytearray(entries[0].read_bytes())
+    data[-5] ^= 0xFF
+    entries[0].write_bytes(bytes(data))
+    damaged = PatternSet([Pattern("cache[0-9]+me"), Pattern("a{1000}b")])
+    assert damaged.matches("x cache42me") == [0]
+
+
+def test_cache_can_be_disabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_PATTERN_CACHE", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert PatternSet([Pattern("nocache")]).matches("nocache") == [0]
+    assert not any(tmp_path.iterdir())

@@ -8,7 +8,7 @@ inspects what is new, conditions matched earlier stay matched, and a rule fires 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from bastion.waf.exploits import detect_exploit
 from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
 from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
 from bastion.waf.patterns import compile_re2
-from bastion.waf.plan import Lane
+from bastion.waf.plan import ConditionRef, Lane
 from bastion.waf.transformers import make_chain
 
 if TYPE_CHECKING:
@@ -77,6 +77,22 @@ class _Work:
     texts: list[str]
     # The detector triggers that matched somewhere in this lane's values; None: not scanned.
     triggered: set[int] | None = None
+    _by_first_key: dict[str | int, list[int]] | None = None
+
+    def under(self, key_path: KeyPath) -> Iterable[int]:
+        """Indexes of the values at or below `key_path`."""
+        if not key_path:
+            return range(len(self.items))
+        if self._by_first_key is None:
+            self._by_first_key = {}
+            for index, (path, _) in enumerate(self.items):
+                if path:
+                    self._by_first_key.setdefault(path[0], []).append(index)
+        size = len(key_path)
+        return [
+            i for i in self._by_first_key.get(key_path[0], ())
+            if self.items[i][0][:size] == key_path
+        ]
 
 
 class WafContext:
@@ -177,12 +193,11 @@ class WafContext:
             lanes = self._ruleset.lanes.get(address)
             if not lanes:
                 continue
-            walks: dict[tuple[KeyPath, bool], list[tuple[KeyPath, str]]] = {}
+            walks: dict[bool, list[tuple[KeyPath, str]]] = {}
             for lane in lanes:
-                walk_key = (lane.key_path, lane.keys_only)
-                items = walks.get(walk_key)
+                items = walks.get(lane.keys_only)
                 if items is None:
-                    items = walks[walk_key] = self._walk(value, lane.key_path, lane.keys_only)
+                    items = walks[lane.keys_only] = self._walk(value, lane.keys_only)
                 if not items:
                     continue
                 chain = lane.chain
@@ -192,17 +207,9 @@ class WafContext:
                 raise _Deadline
         return work
 
-    def _walk(
-        self, value: object, key_path: KeyPath, keys_only: bool
-    ) -> list[tuple[KeyPath, str]]:
+    def _walk(self, value: object, keys_only: bool) -> list[tuple[KeyPath, str]]:
         limits = self._ruleset.limits
-        if key_path:
-            present, value = resolve_key_path(value, key_path)
-            if not present:
-                return []
-        if keys_only:
-            return list(walk_keys(value, limits, key_path, len(key_path)))
-        return walk_values(value, limits, key_path, len(key_path))
+        return list(walk_keys(value, limits)) if keys_only else walk_values(value, limits)
 
     def _scan_patterns(
         self, work: list[_Work], bypass: set[int],
@@ -249,7 +256,6 @@ class WafContext:
                 continue
             if time.perf_counter() > deadline:
                 raise _Deadline
-            address = entry.address
             for position, (operator, refs) in enumerate(entry.lane.value_ops):
                 pending = [
                     ref for ref in refs
@@ -265,29 +271,44 @@ class WafContext:
                     trigger is not None and entry.triggered is not None
                     and trigger not in entry.triggered
                 )
-                # Most conditions read every value of the address: no per-value filtering.
-                filtered = bool(excluded) or any(r.min_length for r in pending)
-                for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):
-                    if skip_plain and text.isascii() and "\n" not in text:
-                        continue
-                    waiting = pending if not filtered else [
-                        ref for ref in pending
-                        if len(text) >= ref.min_length
-                        and not self._is_excluded(excluded, ref.rule, address, key_path)
-                    ]
-                    if not waiting:
-                        continue
-                    highlight = operator.match(text)
-                    if highlight is None:
-                        continue
-                    for ref in waiting:
-                        matches[(ref.rule, ref.condition)] = _Match(
-                            operator.name, operator.operator_value, address, key_path, raw,
-                            highlight,
-                        )
-                    pending = [ref for ref in pending if ref not in waiting]
-                    if not pending:
-                        break
+                # Conditions on a key path read only the values under it, found by first key.
+                by_path: dict[KeyPath, list[ConditionRef]] = {}
+                for ref in pending:
+                    by_path.setdefault(ref.key_path, []).append(ref)
+                for key_path, path_refs in by_path.items():
+                    indexes = entry.under(key_path)
+                    self._evaluate(entry, operator, path_refs, indexes, skip_plain, excluded)
+
+    def _evaluate(
+        self, entry: _Work, operator: ValueOperator, refs: list[ConditionRef],
+        indexes: Iterable[int], skip_plain: bool,
+        excluded: dict[int, list[tuple[str, KeyPath]]],
+    ) -> None:
+        """Run one value operator over some values of a lane until all `refs` matched."""
+        matches, address = self._matches, entry.address
+        filtered = bool(excluded) or any(r.min_length for r in refs)
+        for index in indexes:
+            text = entry.texts[index]
+            if skip_plain and text.isascii() and "\n" not in text:
+                continue
+            key_path, raw = entry.items[index]
+            waiting = refs if not filtered else [
+                ref for ref in refs
+                if len(text) >= ref.min_length
+                and not self._is_excluded(excluded, ref.rule, address, key_path)
+            ]
+            if not waiting:
+                continue
+            highlight = operator.match(text)
+            if highlight is None:
+                continue
+            for ref in waiting:
+                matches[(ref.rule, ref.condition)] = _Match(
+                    operator.name, operator.operator_value, address, key_path, raw, highlight
+                )
+            refs = [ref for ref in refs if ref not in waiting]
+            if not refs:
+                return
 
     def _record_pattern(
         self, lane: Lane, index: int, address: str, key_path: KeyPath, raw: str, text: str,
@@ -300,6 +321,7 @@ class WafContext:
             if (
                 ref.rule in self._fired or ref.rule in bypass or slot in matches
                 or len(text) < ref.min_length
+                or key_path[: len(ref.key_path)] != ref.key_path
                 or self._is_excluded(excluded, ref.rule, address, key_path)
             ):
                 continue

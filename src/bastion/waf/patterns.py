@@ -10,9 +10,15 @@ turned into a ReDoS, and Python's `re` never sees a rule pattern.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import platform
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hyperscan
@@ -91,6 +97,104 @@ def _hs_rejected(expressions: Sequence[tuple[int, bytes, int]]) -> set[int]:
     return set()
 
 
+Expressions = Sequence[tuple[int, bytes, int]]
+
+
+def _compile_with_fallbacks(plain: Expressions) -> tuple[Any, set[int], set[int]]:
+    """(database, prefiltered ids, rejected ids): what Hyperscan refuses is retried in
+    prefilter mode (then confirmed with RE2), and what it still refuses is left to RE2."""
+    if not plain:
+        return None, set(), set()
+    try:
+        return _hs_compile(plain), set(), set()
+    except hyperscan.error:
+        rejected = _hs_rejected(plain)
+    prefiltered = {
+        e[0] for e in plain
+        if e[0] in rejected and not _hs_rejected([(e[0], e[1], e[2] | _PREFILTER)])
+    }
+    expressions = [e for e in plain if e[0] not in rejected]
+    expressions += [(e[0], e[1], e[2] | _PREFILTER) for e in plain if e[0] in prefiltered]
+    return (_hs_compile(expressions) if expressions else None), prefiltered, rejected
+
+
+def _database_for(plain: Expressions) -> tuple[Any, set[int], set[int]]:
+    """Compiled databases are kept on disk: compiling a large rule set takes seconds, loading
+    it takes milliseconds."""
+    key = _cache_key(plain)
+    cached = _cache_load(key)
+    if cached is not None:
+        return cached
+    built = _compile_with_fallbacks(plain)
+    _cache_store(key, *built)
+    return built
+
+
+# ---------------------------------------------------------------- compiled-database cache
+# Entries are named by a digest of the expressions, their flags and the Hyperscan version, and
+# carry a digest of their content, so a stale or damaged entry is recompiled, never used. The
+# directory is private to the user (0700); set BASTION_PATTERN_CACHE=off to disable it, or to a
+# directory to move it.
+
+_MAGIC = b"BSTNHS1\n"
+
+
+def cache_directory() -> Path | None:
+    setting = os.environ.get("BASTION_PATTERN_CACHE", "")
+    if setting.lower() in ("0", "off", "false", "no"):
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bastion" / "patterns"
+
+
+def _cache_key(plain: Expressions) -> str:
+    digest = hashlib.sha256()
+    version = getattr(hyperscan, "__version__", "?")
+    digest.update(f"{version}|{platform.machine()}|".encode())
+    for index, regex, flags in plain:
+        digest.update(f"{index}:{flags}:{len(regex)}:".encode() + regex)
+    return digest.hexdigest()
+
+
+def _cache_load(key: str) -> tuple[Any, set[int], set[int]] | None:
+    directory = cache_directory()
+    if directory is None:
+        return None
+    try:
+        data = (directory / key).read_bytes()
+        if not data.startswith(_MAGIC):
+            return None
+        body = data[len(_MAGIC) + 32 :]
+        if hashlib.sha256(body).digest() != data[len(_MAGIC) : len(_MAGIC) + 32]:
+            return None
+        header_size = int.from_bytes(body[:4], "big")
+        header = json.loads(body[4 : 4 + header_size])
+        raw = body[4 + header_size :]
+        database = hyperscan.loadb(raw, hyperscan.HS_MODE_BLOCK) if raw else None
+        return database, set(header["prefiltered"]), set(header["rejected"])
+    except (OSError, ValueError, KeyError, hyperscan.error):
+        return None
+
+
+def _cache_store(key: str, database: Any, prefiltered: set[int], rejected: set[int]) -> None:
+    directory = cache_directory()
+    if directory is None:
+        return
+    header = json.dumps({"prefiltered": sorted(prefiltered), "rejected": sorted(rejected)})
+    body = len(header).to_bytes(4, "big") + header.encode()
+    if database is not None:
+        body += hyperscan.dumpb(database)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as handle:
+            handle.write(_MAGIC + hashlib.sha256(body).digest() + body)
+        os.replace(handle.name, directory / key)
+    except OSError:
+        return  # the cache is an optimisation: a read-only home must not stop anything
+
+
 def check_pattern(pattern: Pattern) -> str | None:
     """Why `pattern` cannot be used, or None. RE2 must accept it: it confirms Hyperscan's
     prefilter hits, finds highlights, and runs what Hyperscan cannot."""
@@ -115,19 +219,12 @@ class PatternSet:
     def __post_init__(self) -> None:
         self._programs = [compile_re2(p) for p in self.patterns]
         plain = [(i, p.regex.encode("utf-8"), _hs_flags(p)) for i, p in enumerate(self.patterns)]
-        rejected = _hs_rejected(plain) if plain else set()
-        expressions = [e for e in plain if e[0] not in rejected]
-        prefiltered = {
-            e[0] for e in plain
-            if e[0] in rejected and not _hs_rejected([(e[0], e[1], e[2] | _PREFILTER)])
-        }
-        expressions += [(e[0], e[1], e[2] | _PREFILTER) for e in plain if e[0] in prefiltered]
+        self._database, prefiltered, rejected = _database_for(plain)
         # Hits that RE2 must confirm: approximations, and anchors, which the database reads in
         # multi-line mode so that one scan of joined values finds every value's anchors.
         anchored = {i for i, p in enumerate(self.patterns) if "^" in p.regex or "$" in p.regex}
         self._confirm = prefiltered | anchored
         self._re2_only = sorted(rejected - prefiltered)
-        self._database = _hs_compile(expressions) if expressions else None
 
     def _scratch(self) -> Any:
         """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""

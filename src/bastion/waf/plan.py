@@ -1,8 +1,8 @@
 """The evaluation plan: rules regrouped by the values they inspect.
 
 Rules are written one by one, but they mostly look at the same few addresses through the same
-few transformer chains. The plan inverts them: for each (address, key path, transformer
-chain, keys or values) it keeps one lane holding one compiled pattern set for all pattern
+few transformer chains. The plan inverts them: for each (address, transformer chain, keys or
+values) it keeps one lane holding one compiled pattern set for all pattern
 operators, the value operators, and for each pattern which rule conditions it decides. At
 run time each value is transformed once per lane and scanned once, however many rules read it.
 """
@@ -20,17 +20,17 @@ from bastion.waf.transformers import Transformer, make_chain
 
 @dataclass(frozen=True)
 class ConditionRef:
-    """Which condition of which rule a hit satisfies."""
+    """Which condition of which rule a hit satisfies, and under which key path."""
 
     rule: int
     condition: int
+    key_path: KeyPath
     min_length: int
 
 
 @dataclass
 class Lane:
     address: str
-    key_path: KeyPath
     transformers: tuple[str, ...]
     keys_only: bool
     chain: Transformer | None
@@ -82,25 +82,27 @@ class _SharedSet:
 
 
 def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[Lane]]:
-    """Lanes by address. Lanes with the same chain share one compiled pattern set; a lane
-    with a key path reads only the subtree under it."""
-    lanes: dict[tuple[str, KeyPath, tuple[str, ...], bool], Lane] = {}
-    shared: dict[tuple[tuple[str, ...], bool], _SharedSet] = {}
+    """Lanes by address. Lanes with the same chain share one compiled pattern set. Conditions
+    on a key path (one header, say) join the lane of their address: one more lane per key
+    path would cost more than finding the few values under the path."""
+    lanes: dict[tuple[str, tuple[str, ...], bool], Lane] = {}
+    shared: dict[tuple[str, ...], _SharedSet] = {}
     for rule_index, rule in enumerate(rules):
         for condition_index, condition in enumerate(rule.conditions):
             operator = condition.operator
             if not isinstance(operator, PatternOperator | ValueOperator):
                 continue
             for target in condition.targets:
-                key = (target.address, target.key_path, target.transformers, target.keys_only)
+                key = (target.address, target.transformers, target.keys_only)
                 lane = lanes.get(key)
                 if lane is None:
                     lane = lanes[key] = Lane(
-                        target.address, target.key_path, target.transformers, target.keys_only,
+                        target.address, target.transformers, target.keys_only,
                         make_chain(target.transformers),
                     )
-                ref = ConditionRef(rule_index, condition_index, operator.min_length)
-                group = shared.setdefault((target.transformers, target.keys_only), _SharedSet())
+                ref = ConditionRef(rule_index, condition_index, target.key_path,
+                                   operator.min_length)
+                group = shared.setdefault(target.transformers, _SharedSet())
                 if isinstance(operator, PatternOperator):
                     index = group.add(operator.pattern)
                     lane.pattern_refs.setdefault(index, []).append(ref)
@@ -112,8 +114,8 @@ def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[La
         key: cache.get(group.patterns) for key, group in shared.items() if group.patterns
     }
     by_address: dict[str, list[Lane]] = {}
-    for (address, _, transformers, keys_only), lane in lanes.items():
+    for (address, transformers, _), lane in lanes.items():
         if lane.pattern_refs or lane.triggers:
-            lane.patterns = compiled[(transformers, keys_only)]
+            lane.patterns = compiled[transformers]
         by_address.setdefault(address, []).append(lane)
     return by_address
