@@ -217,8 +217,8 @@ class WafContext:
     ) -> None:
         """Filter down from many values to few, one Hyperscan call per step: the values of all
         lanes sharing a pattern set, joined; then each lane's values, joined, when the first
-        scan hit one of its patterns or triggers; then single values, when that hit one of its
-        rule patterns. Benign requests usually stop at the first step."""
+        scan hit one of its rule patterns; then single values, when that hit again. Benign
+        requests usually stop at the first step."""
         groups: dict[int, list[_Work]] = {}
         for entry in work:
             if entry.lane.patterns is not None:
@@ -226,18 +226,20 @@ class WafContext:
         for entries in groups.values():
             patterns = entries[0].lane.patterns
             assert patterns is not None
-            encoded = [[text.encode("utf-8", "replace") for text in e.texts] for e in entries]
-            group_hits = patterns.scan(b"\n".join(part for parts in encoded for part in parts))
-            for entry, parts in zip(entries, encoded, strict=True):
+            # Texts are clean Unicode (see limits.clean_text): encoding cannot fail.
+            joined = ["\n".join(entry.texts) for entry in entries]
+            group_hits = patterns.scan("\n".join(joined).encode())
+            for entry, entry_text in zip(entries, joined, strict=True):
                 if time.perf_counter() > deadline:
                     raise _Deadline
                 lane = entry.lane
-                hits = group_hits
-                wanted = lane.pattern_refs.keys() | lane.triggers.values()
-                if len(entries) > 1 and not hits.isdisjoint(wanted):
-                    hits = patterns.scan(b"\n".join(parts))
-                entry.triggered = hits & set(lane.triggers.values())
-                relevant = not hits.isdisjoint(lane.pattern_refs.keys())
+                # Triggers are taken at group level: a detector's own fast path costs less
+                # than another scan. Rule patterns that hit are narrowed to the lane.
+                entry.triggered = group_hits.intersection(lane.triggers.values())
+                relevant = not group_hits.isdisjoint(lane.pattern_refs.keys())
+                if relevant and len(entries) > 1:
+                    lane_hits = patterns.scan(entry_text.encode())
+                    relevant = not lane_hits.isdisjoint(lane.pattern_refs.keys())
                 if not relevant and not patterns.has_re2_only:
                     continue
                 for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):

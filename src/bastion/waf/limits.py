@@ -90,7 +90,8 @@ def walk_values(
 
     def visit(node: object, prefix: KeyPath, depth: int) -> None:
         if isinstance(node, str):
-            node = clean_text(node)
+            if not node.isascii():
+                node = clean_text(node)
             found.append((prefix, node if len(node) <= max_length else node[:max_length]))
             return
         text = scalar_text(node, limits)
@@ -103,16 +104,31 @@ def walk_values(
             for count, (key, item) in enumerate(node.items()):
                 if count >= max_size:
                     return
-                path = (*prefix, _key_text(key, limits))
+                if not (isinstance(key, str) and key.isascii() and len(key) <= max_length):
+                    key = _key_text(key, limits)
+                path = (*prefix, key)
                 if isinstance(item, str):
-                    item = clean_text(item)
+                    if not item.isascii():
+                        item = clean_text(item)
                     found.append((path, item if len(item) <= max_length else item[:max_length]))
+                elif isinstance(item, list) and depth + 1 < max_depth:
+                    # {name: [values]}, the shape of query strings, forms and cookies
+                    for index, element in enumerate(item[:max_size]):
+                        if isinstance(element, str):
+                            if not element.isascii():
+                                element = clean_text(element)
+                            if len(element) > max_length:
+                                element = element[:max_length]
+                            found.append(((*path, index), element))
+                        else:
+                            visit(element, (*path, index), depth + 2)
                 else:
                     visit(item, path, depth + 1)
         elif isinstance(node, list | tuple):
             for index, item in enumerate(node[:max_size]):
                 if isinstance(item, str):
-                    item = clean_text(item)
+                    if not item.isascii():
+                        item = clean_text(item)
                     text = item if len(item) <= max_length else item[:max_length]
                     found.append(((*prefix, index), text))
                 else:
