@@ -63,7 +63,9 @@ def load_corpus(corpus: Path) -> list[dict[str, object]]:
 def evaluate(ruleset: Ruleset, records: list[dict[str, object]]) -> list[list[str]]:
     """For each record, the ids of the rules that fired."""
     fired = []
-    for record in records:
+    for count, record in enumerate(records, 1):
+        if count % 5000 == 0:
+            print(f"  {count}/{len(records)} requests...", file=sys.stderr, flush=True)
         result = ruleset.context().run(record_addresses(record), timeout_us=1_000_000)
         fired.append([event["rule"]["id"] for event in result.events])
     return fired

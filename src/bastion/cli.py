@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 from bastion.addresses import request_addresses
-from bastion.waf import RulesetError, WafResult, load_ruleset
+from bastion.waf import Ruleset, RulesetError, WafResult, load_ruleset
 
 EXIT_CLEAN, EXIT_ATTACK, EXIT_ERROR = 0, 1, 2
 
@@ -86,9 +87,23 @@ def format_result(result: WafResult, color: bool) -> str:
     return "\n".join(lines)
 
 
+def load_rules(path: str | None) -> Ruleset:
+    """Load rules, saying so on stderr when it takes long: the first load of a rule set
+    compiles its patterns (seconds); later loads read them from the cache."""
+    timer = threading.Timer(
+        1.0, lambda: print("bastion: compiling rule patterns (cached for the next runs)...",
+                           file=sys.stderr, flush=True),
+    )
+    timer.start()
+    try:
+        return load_ruleset(path)
+    finally:
+        timer.cancel()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     addresses = prepare_request(args.method, args.url, args.header, args.data)
-    result = load_ruleset(args.rules).context().run(addresses, timeout_us=100_000)
+    result = load_rules(args.rules).context().run(addresses, timeout_us=100_000)
     if args.json:
         print(json.dumps({"attack": bool(result.events), "events": result.events,
                           "actions": result.actions, "timeout": result.timeout}, indent=2))
@@ -98,7 +113,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    ruleset = load_ruleset(args.file)
+    ruleset = load_rules(args.file)
     diagnostics = ruleset.diagnostics
     print(f"{args.file}: {len(diagnostics['loaded'])} rules loaded "
           f"({len(diagnostics['disabled'])} disabled), {len(diagnostics['failed'])} failed, "
@@ -118,7 +133,7 @@ def load_samples() -> list[dict[str, Any]]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Until the protected demo app exists: the bundled sample requests through the rules."""
-    ruleset = load_ruleset(args.rules)
+    ruleset = load_rules(args.rules)
     print(f"Bastion {len(ruleset.rules)} rules loaded; checking the bundled sample requests\n")
     for sample in load_samples():
         addresses = prepare_request(sample["method"], sample["url"],
