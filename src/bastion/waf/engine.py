@@ -228,7 +228,7 @@ class WafContext:
             assert patterns is not None
             # Texts are clean Unicode (see limits.clean_text): encoding cannot fail.
             joined = ["\n".join(entry.texts) for entry in entries]
-            group_hits = patterns.scan("\n".join(joined).encode())
+            group_hits = patterns.scan("\n".join(joined))
             for entry, entry_text in zip(entries, joined, strict=True):
                 if time.perf_counter() > deadline:
                     raise _Deadline
@@ -236,15 +236,14 @@ class WafContext:
                 # Triggers are taken at group level: a detector's own fast path costs less
                 # than another scan. Rule patterns that hit are narrowed to the lane.
                 entry.triggered = group_hits.intersection(lane.triggers.values())
-                relevant = not group_hits.isdisjoint(lane.pattern_refs.keys())
+                relevant = group_hits.intersection(lane.pattern_refs.keys())
                 if relevant and len(entries) > 1:
-                    lane_hits = patterns.scan(entry_text.encode())
-                    relevant = not lane_hits.isdisjoint(lane.pattern_refs.keys())
-                if not relevant and not patterns.has_re2_only:
+                    relevant &= patterns.scan(entry_text)
+                if not relevant:
                     continue
                 for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):
                     for index in patterns.matches(text, relevant):
-                        if index in lane.pattern_refs:
+                        if index in relevant:
                             self._record_pattern(lane, index, entry.address, key_path, raw, text,
                                                  bypass, excluded)
 

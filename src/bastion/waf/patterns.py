@@ -16,7 +16,7 @@ import os
 import platform
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,9 @@ class PatternSet:
     _database: Any = field(init=False, repr=False, default=None)
     _confirm: set[int] = field(init=False, repr=False)
     _re2_only: list[int] = field(init=False, repr=False)
+    _re2_ids: set[int] = field(init=False, repr=False)
+    _hyperscan_ids: set[int] = field(init=False, repr=False)
+    _re2_joined: list[tuple[int, Any]] = field(init=False, repr=False)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
 
     def __post_init__(self) -> None:
@@ -225,6 +228,15 @@ class PatternSet:
         anchored = {i for i, p in enumerate(self.patterns) if "^" in p.regex or "$" in p.regex}
         self._confirm = prefiltered | anchored
         self._re2_only = sorted(rejected - prefiltered)
+        self._re2_ids = set(self._re2_only)
+        self._hyperscan_ids = set(range(len(self.patterns))) - self._re2_ids
+        # What Hyperscan refuses runs on RE2, over the joined values too: in multi-line mode,
+        # like the database, so that a miss there clears every value.
+        self._re2_joined = [
+            (i, compile_re2(Pattern("(?m)" + self.patterns[i].regex,
+                                    self.patterns[i].case_sensitive)))
+            for i in self._re2_only
+        ]
 
     def _scratch(self) -> Any:
         """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""
@@ -233,33 +245,36 @@ class PatternSet:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
 
-    @property
-    def has_re2_only(self) -> bool:
-        return bool(self._re2_only)
-
-    def scan(self, data: bytes) -> set[int]:
-        """The Hyperscan patterns with a match somewhere in `data`, usually many values joined
-        by newlines: an absent pattern matches none of them, a present one may, to be checked
-        value by value with `matches`. Patterns on RE2 alone are not covered: see
-        `has_re2_only`."""
+    def scan(self, text: str) -> set[int]:
+        """The patterns with a match somewhere in `text`, usually many values joined by
+        newlines: an absent pattern matches none of them, a present one may, to be checked
+        value by value with `matches`."""
         hits: set[int] = set()
         if self._database is not None:
             self._database.scan(
-                data, match_event_handler=_collect, context=hits, scratch=self._scratch()
+                text.encode(), match_event_handler=_collect, context=hits,
+                scratch=self._scratch(),
             )
+        for index, program in self._re2_joined:
+            if program.search(text) is not None:
+                hits.add(index)
         return hits
 
-    def matches(self, text: str, with_hyperscan: bool = True) -> list[int]:
-        """Indexes of the patterns that match `text`; `with_hyperscan=False` runs only the
-        patterns Hyperscan could not take, when a joined scan already cleared the rest."""
+    def matches(self, text: str, candidates: Collection[int] | None = None) -> list[int]:
+        """Indexes of the patterns that match `text` alone, among `candidates` (all when
+        None): a joined scan names the candidates, this confirms them one value at a time."""
         found: list[int] = []
-        if with_hyperscan and self._database is not None:
-            for index in self.scan(text.encode("utf-8", "replace")):
+        if self._database is not None and (
+            candidates is None or not self._hyperscan_ids.isdisjoint(candidates)
+        ):
+            for index in self.scan(text) - self._re2_ids:
                 if index in self._confirm and self._programs[index].search(text) is None:
                     continue
                 found.append(index)
         for index in self._re2_only:
-            if self._programs[index].search(text) is not None:
+            if (candidates is None or index in candidates) and self._programs[
+                index
+            ].search(text) is not None:
                 found.append(index)
         return found
 
