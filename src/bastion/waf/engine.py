@@ -379,13 +379,17 @@ class WafContext:
         candidates.update(ruleset.always_check)
         for address in addresses:
             candidates.update(ruleset.check_on_address.get(address, ()))
-        for rule_index in ruleset.order:
-            if rule_index not in candidates or rule_index in self._fired or rule_index in bypass:
-                continue
+        candidates -= self._fired
+        candidates -= bypass
+        for rule_index in sorted(candidates, key=ruleset.position.__getitem__):
             rule: Rule = ruleset.rules[rule_index]
-            if not all(
-                (rule_index, i) in self._matches or self._address_condition(rule_index, i, c)
-                for i, c in enumerate(rule.conditions)
+            # Matches recorded by the scans first: whole-address checks cost more.
+            if any(
+                (rule_index, i) not in self._matches
+                for i in ruleset.value_conditions[rule_index]
+            ) or not all(
+                self._address_condition(rule_index, i, rule.conditions[i])
+                for i in ruleset.address_conditions[rule_index]
             ):
                 continue
             self._fired.add(rule_index)

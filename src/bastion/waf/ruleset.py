@@ -134,6 +134,18 @@ class Ruleset:
         self.lanes: dict[str, list[Lane]] = build_lanes(self.rules, self._cache)
         # Rules with conditions on whole addresses: checked when those addresses arrive,
         # and `!exists` rules on every run, since an absence can only be seen at the end.
+        self.position = {rule: place for place, rule in enumerate(self.order)}
+        # Per rule, which conditions the scans decide and which look at whole addresses.
+        self.value_conditions = [
+            [i for i, c in enumerate(r.conditions)
+             if not isinstance(c.operator, Exists | ExploitDetector)]
+            for r in self.rules
+        ]
+        self.address_conditions = [
+            [i for i, c in enumerate(r.conditions)
+             if isinstance(c.operator, Exists | ExploitDetector)]
+            for r in self.rules
+        ]
         self.check_on_address: dict[str, set[int]] = {}
         self.always_check: set[int] = set()
         for rule_index, rule in enumerate(self.rules):
