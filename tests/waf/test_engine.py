@@ -223,3 +223,23 @@ def test_limits_cut_long_strings_and_large_containers(address: str) -> None:
         deep = {"d": deep}
     assert fired(rs.context().run({address: deep})) == []  # beyond depth 20
     assert fired(rs.context().run({address: {"a": {"b": "needle"}}})) == ["r"]
+
+
+def test_a_failing_operator_fails_open_and_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rs = load_ruleset(doc(
+        rule("det", "is_sqli", {"inputs": QUERY}),
+        rule("re", "match_regex", {"inputs": QUERY, "regex": "evil"}),
+    ))
+    detector = rs.lanes["server.request.query"][0].value_ops[0][0]
+
+    def broken(value: str) -> str | None:
+        raise RuntimeError("tokenizer bug")
+
+    monkeypatch.setattr(detector, "match", broken)
+    for _ in range(3):
+        result = rs.context().run({"server.request.query": {"q": ["1' or '1'='1 evil"]}})
+        assert fired(result) == ["re"]
+    assert rs.operator_errors == {"is_sqli": 3}
+    assert sum("is_sqli failed" in r.getMessage() for r in caplog.records) == 1

@@ -33,6 +33,7 @@ class WafResult:
     actions: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: bool = False
     duration_us: float = 0.0
+    error: str | None = None  # an internal failure, already logged; the request goes on
 
     @property
     def blocking(self) -> bool:
@@ -117,15 +118,25 @@ class WafContext:
         deadline = started + timeout_us / 1e6
         result = WafResult()
         self._store.update(addresses)
+        filters: tuple[set[int], set[int], dict[int, list[tuple[str, KeyPath]]]] | None = None
         try:
-            bypass, monitor, excluded = self._exclusions(deadline)
+            filters = self._exclusions(deadline)
+            bypass, _, excluded = filters
             work = self._prepare(addresses, deadline)
             self._scan_patterns(work, bypass, excluded, deadline)
             self._run_value_ops(work, bypass, excluded, deadline)
         except _Deadline:
             result.timeout = True
-            bypass, monitor = set(), set()
-        self._fire(result, addresses, bypass, monitor)
+        except Exception as exc:  # fail open: report, and let the request go on
+            self._ruleset.report_operator_error("engine", exc)
+            result.error = repr(exc)
+        # Without the exclusions' verdict nothing may fire: a bypassed rule would.
+        if filters is not None:
+            try:
+                self._fire(result, addresses, filters[0], filters[1])
+            except Exception as exc:
+                self._ruleset.report_operator_error("engine", exc)
+                result.error = repr(exc)
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
 
@@ -300,7 +311,11 @@ class WafContext:
             ]
             if not waiting:
                 continue
-            highlight = operator.match(text)
+            try:
+                highlight = operator.match(text)
+            except Exception as exc:  # fail open: a detector bug must not break the request
+                self._ruleset.report_operator_error(operator.name, exc)
+                continue
             if highlight is None:
                 continue
             for ref in waiting:

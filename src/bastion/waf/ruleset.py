@@ -8,6 +8,7 @@ whole of a live rule update, and requests already running keep the rules they st
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,8 @@ from bastion.waf.limits import DEFAULT_LIMITS, Limits
 from bastion.waf.operators import Exists, ExploitDetector, OperatorError
 from bastion.waf.patterns import PatternError
 from bastion.waf.plan import Lane, PatternCache, build_lanes
+
+logger = logging.getLogger("bastion.waf")
 
 _UPDATABLE = ("rules_data", "exclusions", "custom_rules", "actions", "rules_override")
 
@@ -160,6 +163,8 @@ class Ruleset:
                     for address in addresses:
                         self.check_on_address.setdefault(address, set()).add(rule_index)
         self.diagnostics: dict[str, Any] = diagnostics.as_dict()
+        # Operators that raised while evaluating, by name: the engine fails open on them.
+        self.operator_errors: dict[str, int] = {}
 
     @staticmethod
     def _check_patterns(rule: Rule, path: str) -> None:
@@ -204,6 +209,13 @@ class Ruleset:
             a in self.actions and self.actions[a].type in ("block_request", "redirect_request")
             for a in on_match
         )
+
+    def report_operator_error(self, operator: str, error: Exception) -> None:
+        """Count an operator that raised; log the first failure of each operator once."""
+        self.operator_errors[operator] = self.operator_errors.get(operator, 0) + 1
+        if self.operator_errors[operator] == 1:
+            logger.error("bastion: operator %s failed and was skipped (fail open): %r",
+                         operator, error)
 
     def context(self) -> WafContext:
         """A fresh per-request context."""
