@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
 from bastion.waf.exploits import detect_exploit
-from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
+from bastion.waf.limits import keys_of, resolve_key_path, walk_keys, walk_values
 from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
 from bastion.waf.patterns import compile_re2
 from bastion.waf.plan import ConditionRef, Lane
@@ -220,7 +220,7 @@ class WafContext:
 
     def _walk(self, value: object, keys_only: bool) -> list[tuple[KeyPath, str]]:
         limits = self._ruleset.limits
-        return list(walk_keys(value, limits)) if keys_only else walk_values(value, limits)
+        return keys_of(value, limits) if keys_only else walk_values(value, limits)
 
     def _scan_patterns(
         self, work: list[_Work], bypass: set[int],

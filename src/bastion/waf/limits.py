@@ -33,7 +33,7 @@ def clean_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
     return text
 
 
@@ -87,6 +87,10 @@ def walk_values(
     max_size, max_depth, max_length = (
         limits.max_container_size, limits.max_container_depth, limits.max_string_length
     )
+    if not prefix and type(value) is dict and len(value) <= max_size and max_depth > 2:
+        flat = _flat_mapping(value, max_length)
+        if flat is not None:
+            return flat
 
     def visit(node: object, prefix: KeyPath, depth: int) -> None:
         if isinstance(node, str):
@@ -136,6 +140,47 @@ def walk_values(
 
     visit(value, prefix, depth)
     return found
+
+
+def _flat_mapping(
+    value: dict[object, object], max_length: int
+) -> list[tuple[KeyPath, str]] | None:
+    """The common shapes, {name: text} (headers) and {name: [texts]} (query, form, cookies),
+    walked without a call per value; None for anything else, which takes the general walk."""
+    found: list[tuple[KeyPath, str]] = []
+    append = found.append
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or len(key) > max_length:
+            return None
+        if type(item) is str:
+            if item.isascii() and len(item) <= max_length:
+                append(((key,), item))
+            else:
+                return None
+        elif type(item) is list and len(item) <= 8:
+            for index, element in enumerate(item):
+                if type(element) is not str or not element.isascii() or len(element) > max_length:
+                    return None
+                append(((key, index), element))
+        else:
+            return None
+    return found
+
+
+def keys_of(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
+    """(key_path, key) for every mapping key under `value`, within the limits; flat mappings
+    of texts (headers, query strings, forms, cookies) without a generator per level."""
+    if (
+        type(value) is dict and len(value) <= limits.max_container_size
+        and limits.max_container_depth > 2
+        and all(
+            type(key) is str and key.isascii() and len(key) <= limits.max_string_length
+            and (type(item) is str or (type(item) is list and all(type(e) is str for e in item)))
+            for key, item in value.items()
+        )
+    ):
+        return [((key,), key) for key in value]
+    return list(walk_keys(value, limits))
 
 
 def walk_keys(
