@@ -117,6 +117,10 @@ ATTACKS = [
     "alias a=curl&a example.com",
     "echo | gcc7.4",
     "printf dW5hbWUgLWE=|base64 -d|sh",
+    "c'at /etc/passwd",
+    "if (whoami) then",
+    "nc 10.0.0.1 4444",
+    "x=(string) {[system][0]} ('uname');",
 ]
 
 BENIGN = [
@@ -157,6 +161,16 @@ BENIGN = [
     "sort -price",
     "*/*",
     ";\"The quick brown fox jumped over the lazy dog\"",
+    "char (fish)",
+    "Paris (France)",
+    "test'",
+    'test"',
+    "python3.11",
+    "node 18.2",
+    "/bookstore/book[1]/title",
+    "rm -rf 命令会删除整个目录吗？",
+    "rm -rf コマンドは危険ですか？",
+    "rm -rf удаляет всю папку",
 ]
 
 

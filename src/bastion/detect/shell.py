@@ -155,6 +155,10 @@ _STOPWORDS = _names(
     """
 )
 
+# Words after which '(' still opens a subshell.
+_PAREN_KEYWORDS = frozenset(
+    {"if", "elif", "while", "until", "then", "else", "do", "!", "{", "time"})
+
 _SEPARATORS = frozenset({";", "|", "||", "&&", "&", "\n", "|&", ";;"})
 _IDENT_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _IDENT = _IDENT_START + "0123456789"
@@ -811,7 +815,13 @@ def _split_commands(tokens: list[Token], ctx: str) -> list[_Command]:
                 not before or (len(before) == 1 and not plain(before[0].text).isalpha()))
         elif tok.kind == "open":  # subshell: commands follow
             stack.append("sub")
-            current_ctx = "sep"
+            prev = plain(before[-1].text) if before else ""
+            if prev not in _PAREN_KEYWORDS and prev.replace("-", "").replace(".", "").isalnum():
+                # "char (fish)", "Paris (France)", "v2 (node)": '(' after an ordinary word is a
+                # syntax error in sh, so nothing inside runs; it is a parenthetical remark
+                current_ctx = "arg"
+            else:
+                current_ctx = "sep"
             opening = not seen_prose and not before
         elif tok.kind == "call":
             stack.append("call")
@@ -832,6 +842,15 @@ def _split_commands(tokens: list[Token], ctx: str) -> list[_Command]:
 def _prose_word(text: str) -> bool:
     """A plain alphabetic word (a sentence fragment rather than a value like 1.2.3.4)."""
     return text.isalpha() and len(text) > 1
+
+
+def _foreign_prose(text: str) -> bool:
+    """A word in a non-Latin script or with CJK/full-width punctuation ("命令会删除整个目录吗？",
+    "удаляет"): a sentence in another language, not a file name an attacker passes."""
+    letters = sum(1 for ch in text if ch.isalpha() and not ch.isascii())
+    return letters >= 2 and (letters * 2 >= len(text)
+                             or any("\u3000" <= ch <= "\u303f" or "\uff01" <= ch <= "\uff1f"
+                                    for ch in text))
 
 
 def _is_option(text: str) -> bool:
@@ -873,6 +892,8 @@ def _soft_arg(tok: Token) -> str | None:
         return "expansion"
     dot = text.find(".")
     if 0 < dot < len(text) - 1 and all(ch.isalnum() or ch in ".-_@:" for ch in text):
+        if text.replace(".", "").isdigit() and text.count(".") < 3:
+            return None  # a version or a decimal (18.2, 3.11.4), not an address or a file
         return "name " + text
     return None
 
@@ -942,7 +963,7 @@ def _judge(cmd: _Command, prose_value: bool) -> str | None:
     hard = next((ev for ev in map(_hard_arg, args) if ev and ev[0] != "r"), None)
     soft = next((ev for ev in map(_soft_arg, args) if ev), None)
     plain_args = [plain(a.text).lower() for a in args if a.kind == "word"]
-    prose = any(a in _STOPWORDS for a in plain_args)
+    prose = any(a in _STOPWORDS or _foreign_prose(a) for a in plain_args)
     if cmd.redirected and soft is None and not prose:
         soft = "redirection"
     evidence = f"{cmd.ctx}:{name}"
@@ -957,7 +978,7 @@ def _judge(cmd: _Command, prose_value: bool) -> str | None:
                     return f"{name} running: {found}"
     if tok.obfuscated and len(name) > 1:
         return f"obfuscated command {raw!r} ({name})"
-    if tok.glob:
+    if tok.glob and any(ch in _SENTINELS for ch in tok.text[tok.text.rfind("/") + 1:]):
         return f"globbed command {raw} ({name})"
     if cmd.ctx == "subst" and (not prose_value or (name in _STRONG and name not in _NOT_ALONE)):
         return f"command substitution running {name}"
@@ -978,7 +999,8 @@ def _judge(cmd: _Command, prose_value: bool) -> str | None:
     # at the start of the value
     if prose:
         return None
-    versioned = name != normalize_word(tok.text) and name in _STRONG
+    # "python3.11" alone is a version label; with arguments it is an invocation
+    versioned = name != normalize_word(tok.text) and name in _STRONG and bool(plain_args)
     if (versioned or (name in _STRONG and name not in _NOT_ALONE)) and len(plain_args) <= 4:
         return f"command {name}"
     softs = [ev for ev in map(_soft_arg, args) if ev]
@@ -1123,9 +1145,12 @@ def _scan(value: str) -> str | None:
         tokens = lexer.run()
         if quote and lexer.unterminated:
             continue
-        found = _analyze(tokens, "arg" if quote else "start", prose_value)
-        if found:
-            return found
+        if not (not quote and lexer.unterminated):
+            # (with a stray quote the word "test'" is not obfuscated: the shell would stop
+            # at the quote; the value is read without it below)
+            found = _analyze(tokens, "arg" if quote else "start", prose_value)
+            if found:
+                return found
         if not quote and lexer.unterminated:
             # a stray quote (closing one the application opened): read the value without it
             for ch in "'\"":
