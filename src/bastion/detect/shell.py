@@ -1111,6 +1111,14 @@ def is_shi(value: str) -> str | None:
     command line, would run a command of the attacker's choosing; else None."""
     if len(value) < 2 or not _needs_scan(value):
         return None
+    if value in _SINGLE_NAME_VERDICTS:
+        # A lone command name ("sort", "date", "whoami"): a common parameter name or value,
+        # whose verdict never changes; computed once at import instead of on every request.
+        return _SINGLE_NAME_VERDICTS[value]
+    return _full_check(value)
+
+
+def _full_check(value: str) -> str | None:
     found = _structural(value)
     if found:
         return found
@@ -1181,3 +1189,8 @@ def _trigger() -> str:
 
 
 TRIGGER = _trigger()
+
+
+_SINGLE_NAME_VERDICTS: dict[str, str | None] = {
+    name: _full_check(name) for name in sorted(_FAST_NAMES) if len(name) >= 2
+}
