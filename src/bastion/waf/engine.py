@@ -264,43 +264,37 @@ class WafContext:
     ) -> None:
         done, matches = self._fired, self._matches
         for entry in work:
-            if not entry.lane.value_ops:
+            if not entry.lane.op_groups:
                 continue
             if time.perf_counter() > deadline:
                 raise _Deadline
-            for position, (operator, refs) in enumerate(entry.lane.value_ops):
-                pending = [
-                    ref for ref in refs
-                    if ref.rule not in done and ref.rule not in bypass
-                    and (ref.rule, ref.condition) not in matches
-                ]
-                if not pending:
-                    continue
+            triggered = entry.triggered
+            for operator, trigger, key_path, refs, sized in entry.lane.op_groups:
+                if done or bypass or matches:
+                    refs = [
+                        ref for ref in refs
+                        if ref.rule not in done and ref.rule not in bypass
+                        and (ref.rule, ref.condition) not in matches
+                    ]
+                    if not refs:
+                        continue
                 # Values its trigger did not match cannot interest the operator; triggers
                 # speak for single-line ASCII values, the others always go to the operator.
-                trigger = entry.lane.triggers.get(position)
                 skip_plain = (
-                    trigger is not None and entry.triggered is not None
-                    and trigger not in entry.triggered
+                    trigger is not None and triggered is not None and trigger not in triggered
                 )
-                # Conditions on a key path read only the values under it, found by first key.
-                by_path: dict[KeyPath, list[ConditionRef]] = {}
-                for ref in pending:
-                    by_path.setdefault(ref.key_path, []).append(ref)
-                for key_path, path_refs in by_path.items():
-                    indexes = entry.under(key_path)
-                    self._evaluate(entry, operator, path_refs, indexes, skip_plain, excluded)
+                self._evaluate(entry, operator, refs, entry.under(key_path), skip_plain,
+                               sized or bool(excluded), excluded)
 
     def _evaluate(
         self, entry: _Work, operator: ValueOperator, refs: list[ConditionRef],
-        indexes: Iterable[int], skip_plain: bool,
+        indexes: Iterable[int], skip_plain: bool, filtered: bool,
         excluded: dict[int, list[tuple[str, KeyPath]]],
     ) -> None:
         """Run one value operator over some values of a lane until all `refs` matched."""
-        matches, address = self._matches, entry.address
-        filtered = bool(excluded) or any(r.min_length for r in refs)
+        matches, address, texts = self._matches, entry.address, entry.texts
         for index in indexes:
-            text = entry.texts[index]
+            text = texts[index]
             if skip_plain and text.isascii() and "\n" not in text:
                 continue
             key_path, raw = entry.items[index]

@@ -43,6 +43,22 @@ class Lane:
 
     # Pattern index of the trigger of value operator i, when it has one.
     triggers: dict[int, int] = field(default_factory=dict)
+    # The value operators as the engine walks them: (operator, its trigger's pattern index or
+    # None, key path, the conditions it decides under that path, whether any has a min length).
+    op_groups: list[
+        tuple[ValueOperator, int | None, KeyPath, list[ConditionRef], bool]
+    ] = field(default_factory=list)
+
+    def group_value_ops(self) -> None:
+        self.op_groups = []
+        for position, (operator, refs) in enumerate(self.value_ops):
+            by_path: dict[KeyPath, list[ConditionRef]] = {}
+            for ref in refs:
+                by_path.setdefault(ref.key_path, []).append(ref)
+            trigger = self.triggers.get(position)
+            for key_path, path_refs in by_path.items():
+                sized = any(ref.min_length for ref in path_refs)
+                self.op_groups.append((operator, trigger, key_path, path_refs, sized))
 
     def add_value_op(self, operator: ValueOperator, ref: ConditionRef) -> int | None:
         """Register the operator; returns its position when it is new to this lane."""
@@ -115,6 +131,7 @@ def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[La
     }
     by_address: dict[str, list[Lane]] = {}
     for (address, transformers, _), lane in lanes.items():
+        lane.group_value_ops()
         if lane.pattern_refs or lane.triggers:
             lane.patterns = compiled[transformers]
         by_address.setdefault(address, []).append(lane)
