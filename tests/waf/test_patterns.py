@@ -73,3 +73,9 @@ def test_no_match_is_lost_when_patterns_share_a_database() -> None:
     patterns = PatternSet([Pattern(case_when), Pattern(like_call)])
     assert patterns.scan("OWASP CRS test agent\n) like (") == {1}
     assert patterns.matches(") like (") == [1]
+
+
+def test_non_ascii_patterns_match_in_joined_scans() -> None:
+    patterns = PatternSet([Pattern("caf\u00e9"), Pattern("[\u2460-\u24ff]x")])
+    assert patterns.scan("menu\nun caf\u00c9 noir") == {0}
+    assert patterns.matches("\u2461x") == [1]

@@ -100,6 +100,16 @@ def _hs_flags(pattern: Pattern) -> int:
     return flags
 
 
+def _hs_expression(regex: str) -> bytes:
+    r"""The pattern as Hyperscan takes it: non-ASCII characters written as \x{...} escapes,
+    which the bindings pass through intact (raw UTF-8 in an expression is refused)."""
+    # A backslash never precedes a non-ASCII character here: RE2, which must accept every
+    # pattern first, rejects such escapes.
+    if regex.isascii():
+        return regex.encode()
+    return "".join(ch if ord(ch) < 0x80 else f"\\x{{{ord(ch):x}}}" for ch in regex).encode()
+
+
 def _hs_compile(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
     database = hyperscan.Database()
     database.compile(
@@ -247,7 +257,7 @@ class PatternSet:
 
     def __post_init__(self) -> None:
         self._programs = [compile_re2(p) for p in self.patterns]
-        plain = [(i, p.regex.encode("utf-8"), _hs_flags(p)) for i, p in enumerate(self.patterns)]
+        plain = [(i, _hs_expression(p.regex), _hs_flags(p)) for i, p in enumerate(self.patterns)]
         self._database, prefiltered, rejected = _database_for(plain)
         # Hits that RE2 must confirm: approximations, and anchors, which the database reads in
         # multi-line mode so that one scan of joined values finds every value's anchors.
@@ -271,16 +281,20 @@ class PatternSet:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
 
-    def scan(self, text: str) -> set[int]:
-        """The patterns with a match somewhere in `text`, usually many values joined by
-        newlines: an absent pattern matches none of them, a present one may, to be checked
-        value by value with `matches`."""
+    def _hyperscan_hits(self, text: str) -> set[int]:
         hits: set[int] = set()
         if self._database is not None:
             self._database.scan(
                 text.encode(), match_event_handler=_collect, context=hits,
                 scratch=self._scratch(),
             )
+        return hits
+
+    def scan(self, text: str) -> set[int]:
+        """The patterns with a match somewhere in `text`, usually many values joined by
+        newlines: an absent pattern matches none of them, a present one may, to be checked
+        value by value with `matches`."""
+        hits = self._hyperscan_hits(text)
         for index, program in self._re2_joined:
             if program.search(text) is not None:
                 hits.add(index)
@@ -293,7 +307,7 @@ class PatternSet:
         if self._database is not None and (
             candidates is None or not self._hyperscan_ids.isdisjoint(candidates)
         ):
-            for index in self.scan(text) - self._re2_ids:
+            for index in self._hyperscan_hits(text):
                 if index in self._confirm and self._programs[index].search(text) is None:
                     continue
                 found.append(index)
