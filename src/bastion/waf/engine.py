@@ -189,7 +189,7 @@ class WafContext:
                 text = chain(text) if chain else text
                 if isinstance(operator, PatternOperator):
                     program = compile_re2(operator.pattern)
-                    if len(text) >= operator.min_length and program.search(text):
+                    if len(text) >= operator.min_length and program.search(text) is not None:
                         return True
                 elif isinstance(operator, ValueOperator) and operator.match(text) is not None:
                     return True
