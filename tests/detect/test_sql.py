@@ -123,6 +123,18 @@ ATTACKS = [
     "FROM information_schema.tables GROUP BY x)a)",
     "1' into outfile '/var/www/x.php'--",
     "sleep(10)",
+    "sleep(5)#",
+    "benchmark(1000000,md5(1))",
+    "1 and sleep(a)",
+    "1=1 and 2=2",
+    "1 and 2>1",
+    "1 < 2 and ascii(user())>1",
+    "select * from users",
+    "x'; DELETE FROM users WHERE 1=1--",
+    "'; delete from users--",
+    "1'; insert into users values(1,2)--",
+    "1; insert into users(id) values(1)",
+    "'; insert into users select * from x--",
 ]
 
 BENIGN = [
@@ -156,6 +168,21 @@ BENIGN = [
     "C# developer, #1 fan",
     "The 'and' operator",
     "user(s)",
+    # a delay function called on plain words, or followed by prose, is not SQL
+    "Wikipedia: Sleep (disambiguation)",
+    "sleep (disambiguation)",
+    "sleep(1) in python",
+    "sleep(2) is called between retries",
+    # a star followed by a word is not a select list
+    "select * nothing",
+    # statement words without the statement's shape
+    "How to write INSERT INTO with multiple rows?",
+    "How to delete from list in python",
+    "insert into the slot and turn",
+    # inequalities before AND/OR: arithmetic, not a numeric condition being continued
+    "1 < 2 and 3 > 2",
+    "5 > 3 or 2 < 1",
+    "0 < x and x < 10",
     "",
 ]
 

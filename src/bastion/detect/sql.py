@@ -545,6 +545,8 @@ _MATH_FUNCTIONS = frozenset(
 _LITERALS = frozenset({K_NUMBER, K_STRING})
 # statements whose first words are enough even when they open the value
 _SHAPED_STATEMENTS = frozenset({"DECLARE", "WAITFOR", "EXEC", "EXECUTE", "SET"})
+# statements whose head (INSERT INTO, DELETE FROM) is also English ("how to insert into ...")
+_DML_HEADS = frozenset({"INSERT", "REPLACE", "DELETE"})
 
 
 class _Evidence:
@@ -557,6 +559,7 @@ class _Evidence:
         "cmp",
         "cmp_const",
         "danger",
+        "danger_first",
         "exec",
         "func",
         "info_func",
@@ -584,6 +587,7 @@ class _Evidence:
         self.cmp = 0  # comparisons and predicates (=, LIKE, IS, IN...)
         self.cmp_const = 0  # comparisons of two constants (1=1, 'a'='a')
         self.danger = 0  # delay, file and network functions
+        self.danger_first = 0  # ... of them, calls that opened a bare value
         self.exec = False  # a MySQL /*! */ executable comment
         self.func = 0  # calls of known SQL functions
         self.info_func = 0  # ... that are not plain arithmetic
@@ -647,6 +651,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     stmt = ""  # statement keyword being checked
     stmt_n = 0
     stmt_prev = ""
+    stmt_semi = False  # that statement follows a ";"
     last_comment = ""  # text of a comment that is the last token so far
     direct_trunc = False  # a comment right after the closed string (and ")")
     closes_only = True  # only ")" since the closed string
@@ -658,6 +663,12 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     complete = True  # False when the loop stopped on a token that cannot follow
     union_pending = False  # UNION seen, its SELECT not yet
     danger_depth = 0  # frame depth of an open call of a dangerous function
+    danger_plain = True  # ... whose arguments so far are all plain words
+    danger_first = False  # ... that opened a bare value
+    words_after_first = False  # plain words follow such a call
+    first_logic_cmp = -1  # comparisons seen before the first logic operator
+    star_pending = False  # the last token is "*" as a select-list item
+    order_cmp_only = True  # every comparison so far is <, >, <= or >=
     start_depth = 0  # frame depth of the call that opened the value
     start_args = 0  # tokens inside that call
     start_plain = True  # ... all of them plain names
@@ -693,10 +704,26 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             closes_only = False
             direct_trunc = False
         last_open = False
+        if (
+            (ev.danger_first or start_depth < 0)
+            and not danger_depth
+            and kind == K_NAME
+            and state not in (_TYPE, _ALIAS)
+        ):
+            words_after_first = True
+        if star_pending:
+            star_pending = False
+            if kind in (K_NAME, K_STRING, K_NUMBER):
+                # "select * nothing": a star followed by a word is prose, not a select list
+                ev.select_strong -= 1
+                complete = False
+                break
 
         if start_depth > 0 and len(frames) >= start_depth and kind != K_OPEN:
             start_args += 1
             start_plain = start_plain and (kind in (K_NAME, K_CLOSE))
+        if danger_depth and len(frames) >= danger_depth and kind not in (K_OPEN, K_CLOSE):
+            danger_plain = danger_plain and kind == K_NAME
         if state == _LOOSE:
             if kind == K_SEMI:
                 ev.stacked = True
@@ -707,6 +734,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
         if state == _STMT:
             stmt_n += 1
             verdict = _statement(stmt, stmt_n, kind, text, stmt_prev)
+            if verdict is None and stmt_semi and stmt_n == 1 and stmt in _DML_HEADS:
+                verdict = True  # "; DELETE FROM", "; INSERT INTO": after ";" the head is enough
             if verdict is True:
                 if first_kind == "E" and ntok - stmt_n == 1 and stmt not in _SHAPED_STATEMENTS:
                     # "drop table cloth": a statement opening the value needs a ";" or a
@@ -734,6 +763,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             elif kind == K_STMT and text != "SELECT":
                 state = _STMT
                 stmt, stmt_n, stmt_prev = text, 0, kind + text
+                stmt_semi = True
                 prev_kind, prev_text = kind, text
                 continue
             elif kind == K_STMT and breakout:
@@ -812,6 +842,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                     ev.logic_pred += 1
                 if low in _DANGER_FUNCTIONS and not danger_depth:
                     danger_depth = len(frames) + 1
+                    danger_plain = True
+                    danger_first = ntok == 1 and not breakout
             if cmp_pending:
                 cmp_pending = False
                 if cmp_left_const:
@@ -836,7 +868,12 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 complete = False
                 break
             if danger_depth == len(frames):
-                ev.danger += 1
+                # "sleep(5)", "benchmark(9e6, md5(1))"; a call of plain words is prose:
+                # "sleep (disambiguation)"
+                if not (danger_plain and prev_kind != K_OPEN):
+                    ev.danger += 1
+                    if danger_first:
+                        ev.danger_first += 1
                 danger_depth = 0
             if start_depth == len(frames):
                 start_depth = -1  # closed
@@ -877,6 +914,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 if between and text == "AND":
                     between -= 1
                 else:
+                    if not ev.logic and top == _F_TOP:
+                        first_logic_cmp = ev.cmp if order_cmp_only else 0
                     ev.logic += 1
                 state = _OPERAND
             else:
@@ -936,6 +975,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 else:
                     if text in _COMPARISONS:
                         ev.cmp += 1
+                        order_cmp_only = order_cmp_only and text in ("<", ">", "<=", ">=")
                         cmp_pending = True
                         cmp_left_const = prev_kind in (K_NUMBER, K_STRING, K_CLOSE)
                         if ev.logic:
@@ -949,7 +989,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 elif text == "*":
                     if in_select:
                         ev.select_strong += 1
+                        star_pending = True
                     state = _OPERATOR
+                    alias_used = True  # "SELECT * x" has no alias: x is not SQL
                 elif text == "CASE":
                     frames.append(_F_CASE)
                     clauses.append(_C_EXPR)
@@ -994,6 +1036,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             ):
                 state = _STMT
                 stmt, stmt_n, stmt_prev = text, 0, kind + text
+                stmt_semi = False
                 if ntok == 1:
                     first_kind = "E"
             elif (text == "UPDATE" and prev_text == "FOR" and state == _OPERAND) or state == _TYPE:
@@ -1055,12 +1098,19 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     if ntok == 0:
         return None
     number_start = first_kind == K_NUMBER
-    if complete and danger_depth and len(frames) >= danger_depth:
+    if complete and danger_depth and len(frames) >= danger_depth and not (
+        danger_plain and prev_kind != K_OPEN
+    ):
         ev.danger += 1  # the value ends inside "sleep(" / "benchmark(": a cut payload
+    if (not complete or words_after_first) and ev.danger == ev.danger_first:
+        # a delay call that opened the value and is followed by plain words or by what SQL
+        # cannot continue with is prose or code from another language: "sleep(1) in python",
+        # "sleep(2) is called between retries"
+        ev.danger = 0
     if ntok > 0 and start_depth != 0 and (start_depth < 0 or len(frames) >= start_depth):
         # the value is a call of a known SQL function: "version()", "char(58)", "concat_ws("
         # ("user(s)", a call of plain words, is prose)
-        ev.start_call = complete and not (start_plain and start_args > 1)
+        ev.start_call = complete and not (start_plain and start_args > 1) and not words_after_first
         if start_depth < 0 and state != _OPERATOR:
             ev.start_call = False
     if _conclusive(ev, number_start, breakout):
@@ -1068,7 +1118,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     if not complete:
         return None
     if state == _STMT:
-        if _statement(stmt, stmt_n + 1, "", "", stmt_prev) is True and (
+        end_kind = K_COMMENT if _real_comment(last_comment) else ""
+        if _statement(stmt, stmt_n + 1, end_kind, "", stmt_prev) is True and (
             first_kind != "E" or (stmt in _SHAPED_STATEMENTS and stmt_n > 0)
         ):
             return "".join(fp)
@@ -1107,7 +1158,10 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     if number_start or first_kind == "(":
         if ev.clause and number_start:
             return "".join(fp)
-        if ev.logic and (ev.logic_pred or (ev.logic_lit and last_comment)):
+        # "1 and 2>1" continues a numeric condition; "1 < 2 and 3 > 2", an inequality
+        # before the first AND/OR, is arithmetic prose unless it calls SQL functions
+        math = number_start and first_logic_cmp > 0 and not (ev.info_func or ev.var)
+        if ev.logic and (ev.logic_pred or (ev.logic_lit and last_comment)) and not math:
             return "".join(fp)
         if number_start and ev.info_func:
             return "".join(fp)
@@ -1152,10 +1206,10 @@ def _statement(stmt: str, n: int, kind: str, text: str, prev: str) -> bool | Non
             return text in _OBJECTS
         if stmt == "TRUNCATE":
             return text == "TABLE" or (None if kind == K_NAME else False)
-        if stmt in ("INSERT", "REPLACE"):
-            return text == "INTO"
-        if stmt == "DELETE":
-            return text == "FROM"
+        if stmt in ("INSERT", "REPLACE", "DELETE"):
+            # INSERT INTO t (..) / VALUES / SELECT, DELETE FROM t WHERE / ; / --: the words
+            # alone are prose ("how to write INSERT INTO with multiple rows", "delete from list")
+            return None if text == ("FROM" if stmt == "DELETE" else "INTO") else False
         if stmt in ("EXEC", "EXECUTE"):
             if kind in (K_FUNC, K_VAR, K_STRING):
                 return True
@@ -1195,6 +1249,17 @@ def _statement(stmt: str, n: int, kind: str, text: str, prev: str) -> bool | Non
             return kind in (K_STRING, K_VAR, K_NUMBER)
         if stmt == "COPY":
             return text in ("FROM", "TO") or kind == K_OPEN
+        if stmt in ("INSERT", "REPLACE", "DELETE"):
+            if kind == K_FUNC:
+                return stmt != "DELETE"  # INSERT INTO users(
+            return None if kind == K_NAME else False
+    if n == 3 and stmt in ("INSERT", "REPLACE", "DELETE"):
+        # what follows the table name
+        if kind in (K_SEMI, K_COMMENT, K_DOT):
+            return True
+        if stmt == "DELETE":
+            return text in ("WHERE", "LIMIT", "USING", "ORDER", "RETURNING")
+        return kind == K_OPEN or text in ("VALUES", "SELECT", "SET", "DEFAULT")
     return False
 
 
