@@ -135,6 +135,8 @@ ATTACKS = [
     "1'; insert into users values(1,2)--",
     "1; insert into users(id) values(1)",
     "'; insert into users select * from x--",
+    "select *",
+    "' and email not similar to id--",
 ]
 
 BENIGN = [
@@ -173,8 +175,15 @@ BENIGN = [
     "sleep (disambiguation)",
     "sleep(1) in python",
     "sleep(2) is called between retries",
-    # a star followed by a word is not a select list
+    "Warning: sleep(0) yields the thread",
+    "sleep (film, 2010)",
+    "sleep(10) est trop long pour un test",
+    "sleep (значения)",
+    "sleep(1) 在 python 中是什么意思",
+    # a star followed by a word is not a select list; TO is an operator only in SIMILAR TO
     "select * nothing",
+    "Select * to select all files",
+    "select * in Excel selects everything",
     # statement words without the statement's shape
     "How to write INSERT INTO with multiple rows?",
     "How to delete from list in python",

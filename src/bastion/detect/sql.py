@@ -545,6 +545,8 @@ _MATH_FUNCTIONS = frozenset(
 _LITERALS = frozenset({K_NUMBER, K_STRING})
 # statements whose first words are enough even when they open the value
 _SHAPED_STATEMENTS = frozenset({"DECLARE", "WAITFOR", "EXEC", "EXECUTE", "SET"})
+# dangerous functions that take exactly one argument
+_UNARY_DANGER = frozenset({"sleep", "pg_sleep", "pg_sleep_for", "load_file", "randomblob"})
 # statements whose head (INSERT INTO, DELETE FROM) is also English ("how to insert into ...")
 _DML_HEADS = frozenset({"INSERT", "REPLACE", "DELETE"})
 
@@ -572,6 +574,7 @@ class _Evidence:
         "select_from",
         "select_list",
         "select_lit",
+        "select_star",
         "select_strong",
         "stacked",
         "start_call",
@@ -600,6 +603,7 @@ class _Evidence:
         self.select_list = 0  # commas in select lists
         self.select_lit = 0  # literals in select lists
         self.select_strong = 0  # functions, variables, * in select lists
+        self.select_star = 0  # ... of them, *
         self.stacked = False  # a second statement
         self.subq = 0  # parenthesised SELECTs
         self.union = False  # UNION [ALL] SELECT
@@ -622,7 +626,7 @@ def _conclusive(ev: _Evidence, number_start: bool, breakout: bool) -> bool:
         return True
     if ev.logic and (ev.subq or ev.danger or (ev.logic_pred and ev.info_func)):
         return True
-    if ev.select == 1 and ev.select_strong and ev.start_select:
+    if ev.select == 1 and ev.select_strong > ev.select_star and ev.start_select:
         return True  # "select(user(": a cut SELECT of functions or variables
     return bool(ev.select and ev.select_from and (ev.select_list or ev.select_strong))
 
@@ -666,6 +670,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     danger_plain = True  # ... whose arguments so far are all plain words
     danger_first = False  # ... that opened a bare value
     words_after_first = False  # plain words follow such a call
+    danger_unary = False  # the dangerous function takes one argument
+    danger_args = 0  # arguments of its call so far
+    danger_closed = -1  # token number of the ")" that closed a counted dangerous call
     first_logic_cmp = -1  # comparisons seen before the first logic operator
     star_pending = False  # the last token is "*" as a select-list item
     order_cmp_only = True  # every comparison so far is <, >, <= or >=
@@ -716,6 +723,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             if kind in (K_NAME, K_STRING, K_NUMBER):
                 # "select * nothing": a star followed by a word is prose, not a select list
                 ev.select_strong -= 1
+                ev.select_star -= 1
                 complete = False
                 break
 
@@ -724,6 +732,11 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             start_plain = start_plain and (kind in (K_NAME, K_CLOSE))
         if danger_depth and len(frames) >= danger_depth and kind not in (K_OPEN, K_CLOSE):
             danger_plain = danger_plain and kind == K_NAME
+            if kind == K_COMMA and len(frames) == danger_depth:
+                danger_args += 1
+        if kind == K_NAME and danger_closed == ntok - 1 and not in_select:
+            # "sleep(0) yields the thread": a word right after the call is prose
+            ev.danger = max(0, ev.danger - 1)
         if state == _LOOSE:
             if kind == K_SEMI:
                 ev.stacked = True
@@ -843,6 +856,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 if low in _DANGER_FUNCTIONS and not danger_depth:
                     danger_depth = len(frames) + 1
                     danger_plain = True
+                    danger_unary = low in _UNARY_DANGER
+                    danger_args = 1
                     danger_first = ntok == 1 and not breakout
             if cmp_pending:
                 cmp_pending = False
@@ -870,8 +885,12 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
             if danger_depth == len(frames):
                 # "sleep(5)", "benchmark(9e6, md5(1))"; a call of plain words is prose:
                 # "sleep (disambiguation)"
-                if not (danger_plain and prev_kind != K_OPEN):
+                if not (danger_plain and prev_kind != K_OPEN) and not (
+                    danger_unary and danger_args > 1
+                ):
+                    # ("sleep (film, 2010)": SLEEP takes one argument)
                     ev.danger += 1
+                    danger_closed = ntok
                     if danger_first:
                         ev.danger_first += 1
                 danger_depth = 0
@@ -951,7 +970,8 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                             break
                         frames.pop()
                         clauses.pop()
-                    elif text in ("CASE", "EXISTS", "ANY", "SOME"):
+                    elif text in ("CASE", "EXISTS", "ANY", "SOME", "TO"):
+                        # TO is an operator only in SIMILAR TO: "select * to select all"
                         complete = False
                         break
                     elif text in _UNARY_WORDS:
@@ -989,6 +1009,7 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                 elif text == "*":
                     if in_select:
                         ev.select_strong += 1
+                        ev.select_star += 1
                         star_pending = True
                     state = _OPERATOR
                     alias_used = True  # "SELECT * x" has no alias: x is not SQL
@@ -996,7 +1017,9 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
                     frames.append(_F_CASE)
                     clauses.append(_C_EXPR)
                     state = _OPERAND
-                elif text == "WHEN" and prev_text == "CASE":
+                elif (text == "WHEN" and prev_text == "CASE") or (
+                    text == "TO" and prev_text == "SIMILAR"
+                ):
                     state = _OPERAND
                 elif text in ("EXISTS", "ANY", "SOME"):
                     state = _CALL_OPEN
@@ -1110,7 +1133,12 @@ def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
     if ntok > 0 and start_depth != 0 and (start_depth < 0 or len(frames) >= start_depth):
         # the value is a call of a known SQL function: "version()", "char(58)", "concat_ws("
         # ("user(s)", a call of plain words, is prose)
-        ev.start_call = complete and not (start_plain and start_args > 1) and not words_after_first
+        ev.start_call = (
+            complete
+            and not (start_plain and start_args > 1)
+            and not words_after_first
+            and not (danger_first and danger_unary and danger_args > 1)  # "sleep (film, 2010)"
+        )
         if start_depth < 0 and state != _OPERATOR:
             ev.start_call = False
     if _conclusive(ev, number_start, breakout):
