@@ -99,3 +99,9 @@ def test_demo_runs_the_bundled_samples(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert out.count("== ") == 3
+
+
+def test_lint_without_a_file_checks_the_bundled_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "lint"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bundled rules:") and " 0 failed" in out

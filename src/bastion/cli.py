@@ -115,7 +115,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_lint(args: argparse.Namespace) -> int:
     ruleset = load_rules(args.file)
     diagnostics = ruleset.diagnostics
-    print(f"{args.file}: {len(diagnostics['loaded'])} rules loaded "
+    print(f"{args.file or 'bundled rules'}: {len(diagnostics['loaded'])} rules loaded "
           f"({len(diagnostics['disabled'])} disabled), {len(diagnostics['failed'])} failed, "
           f"{len(diagnostics['skipped'])} skipped for this engine version")
     for rule_id, reason in diagnostics["failed"].items():
@@ -162,8 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="rule file tools")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
-    lint = rule_commands.add_parser("lint", help="load a rule file and report every problem")
-    lint.add_argument("file")
+    lint = rule_commands.add_parser(
+        "lint", help="load a rule file (default: the bundled rules) and report every problem; "
+        "this also fills the compiled-pattern cache"
+    )
+    lint.add_argument("file", nargs="?")
     lint.set_defaults(handler=cmd_lint)
 
     demo = commands.add_parser("demo", help="run the bundled sample requests")
