@@ -78,6 +78,7 @@ class _Work:
     texts: list[str]
     # The detector triggers that matched somewhere in this lane's values; None: not scanned.
     triggered: set[int] | None = None
+    plain: bool = False  # every value is single-line ASCII (known once scanned)
     _by_first_key: dict[str | int, list[int]] | None = None
 
     def under(self, key_path: KeyPath) -> Iterable[int]:
@@ -244,6 +245,9 @@ class WafContext:
                 if time.perf_counter() > deadline:
                     raise _Deadline
                 lane = entry.lane
+                # Single-line ASCII throughout: triggers speak for every value of the lane.
+                newlines = entry_text.count("\n")
+                entry.plain = entry_text.isascii() and newlines == len(entry.texts) - 1
                 # Triggers are taken at group level: a detector's own fast path costs less
                 # than another scan. Rule patterns that hit are narrowed to the lane.
                 entry.triggered = group_hits.intersection(lane.triggers.values())
@@ -283,6 +287,8 @@ class WafContext:
                 skip_plain = (
                     trigger is not None and triggered is not None and trigger not in triggered
                 )
+                if skip_plain and entry.plain:
+                    continue
                 self._evaluate(entry, operator, refs, entry.under(key_path), skip_plain,
                                sized or bool(excluded), excluded)
 
