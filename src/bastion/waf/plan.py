@@ -2,9 +2,10 @@
 
 Rules are written one by one, but they mostly look at the same few addresses through the same
 few transformer chains. The plan inverts them: for each (address, transformer chain, keys or
-values) it keeps one lane holding one compiled pattern set for all pattern
-operators, the value operators, and for each pattern which rule conditions it decides. At
-run time each value is transformed once per lane and scanned once, however many rules read it.
+values) it keeps one lane holding the compiled pattern set its chain shares with other lanes,
+which rule conditions each pattern decides, and the value operators (each once, grouped by
+key path, with its detector trigger). At run time each value is transformed once per lane and
+the values are scanned together, however many rules read them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ConditionRef:
 
 @dataclass
 class Lane:
+    """Everything the rules ask of one address seen through one transformer chain."""
+
     address: str
     transformers: tuple[str, ...]
     keys_only: bool
@@ -50,6 +53,7 @@ class Lane:
     ] = field(default_factory=list)
 
     def group_value_ops(self) -> None:
+        """Build `op_groups` once the lane is complete, so runs need not regroup."""
         self.op_groups = []
         for position, (operator, refs) in enumerate(self.value_ops):
             by_path: dict[KeyPath, list[ConditionRef]] = {}
