@@ -6,21 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from bastion.addresses import request_addresses
-from bastion.waf import Ruleset, load_ruleset
+from bastion.waf import Ruleset
+from tests.waf.rule_requests import fired
 
 FAMILIES = ("bst-rce-", "bst-php-", "bst-java-")
-
-
-@pytest.fixture(scope="module")
-def ruleset() -> Ruleset:
-    return load_ruleset()
-
-
-def fired(ruleset: Ruleset, method: str = "GET", target: str = "/", headers=(), body=b""):  # type: ignore[no-untyped-def]
-    addresses = request_addresses(method, target, list(headers), body, "203.0.113.7")
-    result = ruleset.context().run(addresses, timeout_us=1_000_000)
-    return {e["rule"]["id"] for e in result.events}
 
 
 def ours(ids: set[str]) -> set[str]:
