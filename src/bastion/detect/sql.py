@@ -250,6 +250,9 @@ def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
         return j + 1, True
 
 
+_PUNCTUATION = {"(": K_OPEN, ")": K_CLOSE, ",": K_COMMA, ";": K_SEMI, ".": K_DOT}
+
+
 def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
     """Yield (kind, text, start, end) tokens from s[pos:]; word texts are upper-cased."""
     n = len(s)
@@ -431,25 +434,10 @@ def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
                 yield K_VAR, s[start:j], start, j
                 continue
         # --- punctuation and operators -----------------------------------------------------------
-        if c == "(":
+        punctuation = _PUNCTUATION.get(c)
+        if punctuation is not None:
             i += 1
-            yield K_OPEN, c, start, i
-            continue
-        if c == ")":
-            i += 1
-            yield K_CLOSE, c, start, i
-            continue
-        if c == ",":
-            i += 1
-            yield K_COMMA, c, start, i
-            continue
-        if c == ";":
-            i += 1
-            yield K_SEMI, c, start, i
-            continue
-        if c == ".":
-            i += 1
-            yield K_DOT, c, start, i
+            yield punctuation, c, start, i
             continue
         if c in _OPERATOR_CHARS:
             three = s[i : i + 3]
