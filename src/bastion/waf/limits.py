@@ -56,6 +56,10 @@ def scalar_text(value: object, limits: Limits) -> str | None:
 
 def resolve_key_path(value: object, key_path: Sequence[str | int]) -> tuple[bool, object]:
     """Follow `key_path` into nested mappings and sequences; (found, target)."""
+    if len(key_path) == 1 and type(value) is dict and type(key_path[0]) is str:
+        # One header, one parameter: the common case, found or not by one lookup.
+        name = key_path[0]
+        return (True, value[name]) if name in value else (False, None)
     current = value
     for key in key_path:
         if isinstance(current, Mapping):
