@@ -32,8 +32,8 @@ from bastion.waf.document import (
 )
 from bastion.waf.engine import WafContext
 from bastion.waf.limits import DEFAULT_LIMITS, Limits
-from bastion.waf.operators import Exists, ExploitDetector, OperatorError
-from bastion.waf.patterns import PatternError
+from bastion.waf.operators import Exists, ExploitDetector, OperatorError, PatternOperator
+from bastion.waf.patterns import PatternError, check_pattern
 from bastion.waf.plan import Lane, PatternCache, build_lanes
 
 logger = logging.getLogger("bastion.waf")
@@ -110,9 +110,10 @@ class Ruleset:
                 seen.add(name)
                 rules.append(rule)
         overrides = self._overrides(document.get("rules_override", []), diagnostics)
-        self.rules: tuple[Rule, ...] = tuple(r for r in rules if self._enabled(r, overrides))
+        enabled = {r.id: self._enabled(r, overrides) for r in rules}
+        self.rules: tuple[Rule, ...] = tuple(r for r in rules if enabled[r.id])
         diagnostics.loaded = [r.id for r in rules]
-        diagnostics.disabled = [r.id for r in rules if not self._enabled(r, overrides)]
+        diagnostics.disabled = [r.id for r in rules if not enabled[r.id]]
         self.index = {rule.id: i for i, rule in enumerate(self.rules)}
         self.on_match = [self._on_match(rule, overrides) for rule in self.rules]
         # Blocking rules first, as the reference engine does: a block should not wait.
@@ -168,9 +169,6 @@ class Ruleset:
 
     @staticmethod
     def _check_patterns(rule: Rule, path: str) -> None:
-        from bastion.waf.operators import PatternOperator
-        from bastion.waf.patterns import check_pattern
-
         for index, condition in enumerate(rule.conditions):
             if isinstance(condition.operator, PatternOperator):
                 problem = check_pattern(condition.operator.pattern)

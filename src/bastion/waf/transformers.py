@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import html
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -313,8 +314,10 @@ TRANSFORMERS: dict[str, Transformer] = {
 SELECTORS = frozenset({"keys_only", "values_only"})
 
 
-def make_chain(names: Sequence[str]) -> Transformer | None:
-    """Compose the named transformers in order; None when there is nothing to apply."""
+@functools.lru_cache(maxsize=256)
+def make_chain(names: tuple[str, ...]) -> Transformer | None:
+    """Compose the named transformers in order; None when there is nothing to apply. Cached:
+    exclusion conditions ask for their chains on every run."""
     functions = [TRANSFORMERS[name] for name in names if name not in SELECTORS]
     if not functions:
         return None
