@@ -43,7 +43,18 @@ def request_addresses(
     client_ip: str | None = None,
 ) -> dict[str, object]:
     """Addresses for a request line `method target`, its headers and its raw body."""
-    all_headers = header_map(headers)
+    return addresses_of(method, target, header_map(headers), body, client_ip)
+
+
+def addresses_of(
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    client_ip: str | None = None,
+) -> dict[str, object]:
+    """Like `request_addresses`, for headers already merged by `header_map`."""
+    all_headers = dict(headers)
     cookie_header = all_headers.pop("cookie", "")
     _, _, query = target.partition("?")
     query = query.partition("#")[0]

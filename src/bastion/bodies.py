@@ -152,7 +152,10 @@ def parse_multipart(raw: bytes, boundary: str) -> ParsedBody:
         _, params = media_type("x;" + disposition.split(";", 1)[-1] if disposition else "x")
         field_name = params.get("name", "")
         if "filename" in params:
+            # The application sees an upload as a file, not a field: its name is inspected,
+            # its bytes (images, documents, any text at all) are not.
             filenames.append(params["filename"])
+            continue
         body = content[:-2] if content.endswith(b"\r\n") else content.rstrip(b"\n")
         fields.setdefault(field_name, []).append(text_of(body))
     return ParsedBody(fields, filenames)
