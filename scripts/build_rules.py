@@ -6,6 +6,9 @@ Each file in src/bastion/waf/rules/parts/ is {"description": ..., "rules": [...]
 family of attacks. The bundled rule file is their concatenation in file-name order, so that a
 reviewer reads one family at a time and the engine loads one document. `--check` exits 1 when
 default.json is not what the parts build (the test suite runs it); `--only` builds a subset.
+
+Blocking policy: a rule tagged `confidence: "1"` blocks in block mode (`on_match: ["block"]`)
+unless its part says otherwise; a `confidence: "0"` rule only reports.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ def build(only: list[str] | None = None) -> dict[str, object]:
         if only and not any(name in path.stem for name in only):
             continue
         part = json.loads(path.read_text(encoding="utf-8"))
-        rules.extend(part["rules"])
+        for rule in part["rules"]:
+            if "on_match" not in rule and rule.get("tags", {}).get("confidence") == "1":
+                rule["on_match"] = ["block"]
+            rules.append(rule)
     return {"version": "2.2", "metadata": {"rules_version": f"bastion-{VERSION}"}, "rules": rules}
 
 
