@@ -11,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Touched after a successful install; rebuilt whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed
-EXTRAS := dev,flask,django,fastapi
+EXTRAS := dev,flask,django,fastapi,demo
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k waf -x"
 PYTEST_ARGS ?=

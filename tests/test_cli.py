@@ -96,7 +96,7 @@ def test_console_script_runs_as_a_process(rules_file: str) -> None:
 
 
 def test_demo_runs_the_bundled_samples(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--samples"]) == 0
     out = capsys.readouterr().out
     assert out.count("== ") == 3
 

@@ -132,7 +132,11 @@ def load_samples() -> list[dict[str, Any]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Until the protected demo app exists: the bundled sample requests through the rules."""
+    """The protected demo shop; with --samples, the bundled sample requests instead."""
+    if not args.samples:
+        from bastion.demo.run import serve
+
+        return serve(args.port, args.mode, args.events, args.workers)
     ruleset = load_rules(args.rules)
     print(f"Bastion {len(ruleset.rules)} rules loaded; checking the bundled sample requests\n")
     for sample in load_samples():
@@ -169,8 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("file", nargs="?")
     lint.set_defaults(handler=cmd_lint)
 
-    demo = commands.add_parser("demo", help="run the bundled sample requests")
-    demo.add_argument("--rules", help="rule file (default: the bundled rules)")
+    demo = commands.add_parser(
+        "demo", help="run the deliberately vulnerable demo shop on 127.0.0.1, protected")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--mode", choices=("block", "monitor"), default="block")
+    demo.add_argument("--events", default="stdout",
+                      help="where security events go: stdout, stderr or a file")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--samples", action="store_true",
+                      help="instead: check the bundled sample requests, no server")
+    demo.add_argument("--rules", help="rule file for --samples (default: the bundled rules)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

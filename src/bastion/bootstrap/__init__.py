@@ -1,0 +1,1 @@
+"""`bastion-run`: protection with no code change (see run.py and sitecustomize.py)."""

@@ -1,0 +1,179 @@
+"""One request's protection: its addresses, its WAF context, its events and its decision.
+
+Middlewares create a `RequestContext` per request and put it in a contextvar, so that code
+deep inside the request (a framework hook after routing, `bastion.set_user`, exploit-prevention
+hooks at the sinks) finds it without it being passed around. Every address, early or late, goes
+through `RequestContext.run`. Nothing here knows a framework.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar, Token
+from datetime import datetime, timezone
+from typing import Any
+
+from bastion.addresses import addresses_of, header_map
+from bastion.blocking import BlockedRequest, BlockResponse, render
+from bastion.clientip import resolve_client_ip
+from bastion.protection import Protection
+
+_current: ContextVar[RequestContext | None] = ContextVar("bastion_request", default=None)
+
+# Request headers copied into an event: enough to understand the attack, nothing secret
+# (the obfuscator still sees them before anything is written).
+EVENT_HEADERS = (
+    "host", "referer", "origin", "content-type", "content-length", "accept", "x-forwarded-for",
+    "forwarded", "x-real-ip", "true-client-ip", "via",
+)
+
+
+def current() -> RequestContext | None:
+    """The context of the request being handled in this thread or task, if any."""
+    return _current.get()
+
+
+class RequestContext:
+    """Per-request state. Created by a middleware, closed by `finish()`."""
+
+    def __init__(
+        self, protection: Protection, method: str, target: str,
+        headers: Iterable[tuple[str, str]], peer: str | None, scheme: str = "http",
+    ) -> None:
+        self.protection = protection
+        self.settings = protection.settings
+        self.started = time.time()
+        self.method = method.upper()
+        self.target = target
+        self.scheme = scheme
+        self.headers = header_map(headers)
+        self.client_ip = resolve_client_ip(peer, self.headers, self.settings.trusted_proxies,
+                                           self.settings.client_ip_header)
+        self.route: str | None = None
+        self.status: int | None = None
+        self.user_id: str | None = None
+        self.events: list[dict[str, Any]] = []
+        self.blocked: BlockResponse | None = None
+        ruleset = protection.ruleset
+        self._waf = ruleset.context() if ruleset is not None else None
+        self._timeout_us = self.settings.waf_timeout_us
+        self._token: Token[RequestContext | None] | None = None
+        self._finished = False
+        self.id = ""  # given when the first event is recorded
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> RequestContext:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    def start(self, body: bytes = b"") -> BlockResponse | None:
+        """Inspect the request as it arrived: line, headers, cookies, query, body."""
+        try:
+            addresses = addresses_of(self.method, self.target, self.headers, body,
+                                     self.client_ip)
+        except Exception as exc:  # a parser bug must not break the request
+            self.protection.report_error("request parsing", exc)
+            addresses = addresses_of(self.method, self.target, self.headers, b"",
+                                     self.client_ip)
+        return self.run(addresses)
+
+    def run(self, addresses: Mapping[str, object]) -> BlockResponse | None:
+        """Evaluate new addresses; the block response when this request must stop now."""
+        if self.blocked is not None:
+            return self.blocked
+        if self._waf is None:
+            return None
+        try:
+            result = self._waf.run(addresses, timeout_us=self._timeout_us)
+        except Exception as exc:
+            self.protection.report_error("waf", exc)
+            return None
+        if result.timeout:
+            self.protection.report_error("waf deadline", TimeoutError(
+                f"rules evaluation exceeded {self._timeout_us} us; the rest was skipped"))
+        if not result.events:
+            return None
+        self.events.extend(result.events)
+        if not self.id:
+            self.id = str(uuid.uuid4())
+        if result.blocking and self.settings.blocking:
+            return self._block(result.actions)
+        return None
+
+    def block_with(self, error: BlockedRequest) -> BlockResponse:
+        """The response for a `BlockedRequest` raised by the application or a sink hook."""
+        if self.blocked is not None:
+            return self.blocked
+        if not self.id:
+            self.id = str(uuid.uuid4())
+        return self._block(error.action)
+
+    def _block(self, actions: Mapping[str, Mapping[str, Any]]) -> BlockResponse:
+        self.blocked = render(actions, self.headers.get("accept", ""),
+                              self.protection.templates, self.id)
+        return self.blocked
+
+    def response(self, status: int, headers: Iterable[tuple[str, str]]) -> BlockResponse | None:
+        """Inspect the response status and headers before they are sent."""
+        self.status = status
+        response_headers = header_map(headers)
+        response_headers.pop("set-cookie", None)
+        return self.run({"server.response.status": str(status),
+                         "server.response.headers.no_cookies": response_headers})
+
+    def set_user(self, user_id: str) -> None:
+        """Record the authenticated user; raises BlockedRequest when the user is denied."""
+        self.user_id = user_id
+        blocked = self.run({"usr.id": user_id})
+        if blocked is not None:
+            raise BlockedRequest()
+
+    def finish(self) -> None:
+        """Report the request's event, if it has one. Idempotent; never raises."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self.events and self.blocked is None:
+            return
+        try:
+            self.protection.event_log.submit(self.event())
+        except Exception as exc:
+            self.protection.report_error("event reporting", exc)
+
+    # ------------------------------------------------------------ the event
+
+    def url(self) -> str:
+        host = self.headers.get("host", "")
+        return f"{self.scheme}://{host}{self.target}" if host else self.target
+
+    def event(self) -> dict[str, Any]:
+        """The security event of this request, not yet obfuscated (the reporter does it)."""
+        event: dict[str, Any] = {
+            "id": self.id or str(uuid.uuid4()),
+            "timestamp": datetime.fromtimestamp(self.started, timezone.utc)
+            .isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "type": "bastion.security.event",
+            "mode": self.settings.mode,
+            "blocked": self.blocked is not None,
+            "http": {
+                "method": self.method,
+                "url": self.url(),
+                "route": self.route,
+                "status": self.blocked.status if self.blocked is not None else self.status,
+                "client_ip": self.client_ip,
+                "user_agent": self.headers.get("user-agent"),
+                "headers": {k: self.headers[k] for k in EVENT_HEADERS if k in self.headers},
+            },
+            "triggers": self.events,
+        }
+        if self.user_id is not None:
+            event["user"] = {"id": self.user_id}
+        return event

@@ -1,0 +1,1 @@
+"""Framework adapters: thin files onto RequestContext (see docs/architecture.md)."""

@@ -1,0 +1,72 @@
+"""Starlette and FastAPI: the ASGI middleware, plus the route and path params after routing.
+
+`patch()` makes every Starlette (so every FastAPI) app protected: the middleware goes around
+the app's whole stack, a handler turns `BlockedRequest` into the block response, and route
+matching feeds the path params to the request's context before the endpoint runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bastion.blocking import BlockedRequest, BlockResponse
+from bastion.context import current
+from bastion.contrib.asgi import BastionASGIMiddleware, Receive, Scope, Send
+from bastion.protection import Protection
+
+_MARK = "_bastion_protected"
+
+
+def patch(protection: Protection) -> None:
+    """Protect every Starlette/FastAPI application built from now on."""
+    original_build = Starlette.build_middleware_stack
+    if getattr(original_build, _MARK, False):
+        return
+
+    @functools.wraps(original_build)
+    def build_middleware_stack(self: Starlette) -> Any:
+        if BlockedRequest not in self.exception_handlers:
+            self.exception_handlers[BlockedRequest] = _blocked
+        return BastionASGIMiddleware(original_build(self), protection)
+
+    setattr(build_middleware_stack, _MARK, True)
+    Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    _patch_routes()
+
+
+def _patch_routes() -> None:
+    original_handle = Route.handle
+
+    @functools.wraps(original_handle)
+    async def handle(self: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = current()
+        if ctx is not None:
+            ctx.route = self.path
+            params = scope.get("path_params")
+            if params:
+                blocked = ctx.run({"server.request.path_params": {
+                    key: str(value) for key, value in params.items()}})
+                if blocked is not None:
+                    await _response(blocked)(scope, receive, send)
+                    return
+        await original_handle(self, scope, receive, send)
+
+    Route.handle = handle  # type: ignore[method-assign]
+
+
+async def _blocked(request: Request, error: Exception) -> Response:
+    ctx = current()
+    if ctx is None or not isinstance(error, BlockedRequest):
+        return Response("Forbidden", 403, media_type="text/plain")
+    return _response(ctx.block_with(error))
+
+
+def _response(blocked: BlockResponse) -> Response:
+    headers = {k: v for k, v in blocked.headers if k.lower() != "content-length"}
+    return Response(blocked.body, blocked.status, headers=headers)

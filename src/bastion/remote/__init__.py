@@ -1,0 +1,1 @@
+"""Configuration that changes while the application runs: a watched file, later the console."""
