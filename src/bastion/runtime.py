@@ -61,7 +61,9 @@ def protect() -> Protection:
         logger.warning("bastion: BASTION_ENABLED is false; nothing is protected")
         return protection
     when_imported("flask", lambda _: _patch_flask(protection))
-    when_imported("django.core.handlers.base", lambda _: _patch_django(protection))
+    when_imported("django.core.handlers.base", lambda _: _patch_django("base", protection))
+    when_imported("django.core.handlers.wsgi", lambda _: _patch_django("wsgi", protection))
+    when_imported("django.core.handlers.asgi", lambda _: _patch_django("asgi", protection))
     when_imported("starlette.applications", lambda _: _patch_starlette(protection))
     return protection
 
@@ -72,10 +74,11 @@ def _patch_flask(protection: Protection) -> None:
     patch(protection)
 
 
-def _patch_django(protection: Protection) -> None:
-    from bastion.contrib.django import patch
+def _patch_django(part: str, protection: Protection) -> None:
+    from bastion.contrib import django as adapter
 
-    patch(protection)
+    {"base": adapter.patch_base, "wsgi": adapter.patch_wsgi, "asgi": adapter.patch_asgi}[part](
+        protection)
 
 
 def _patch_starlette(protection: Protection) -> None:

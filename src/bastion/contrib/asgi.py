@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from bastion.blocking import BlockedRequest, BlockResponse
-from bastion.context import RequestContext
+from bastion.context import RequestContext, current
 from bastion.protection import Protection
 
 Scope = MutableMapping[str, Any]
@@ -32,7 +32,9 @@ class BastionASGIMiddleware:
         self.protection = protection or installed_or_new()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or not self.protection.settings.enabled:
+        # Not HTTP, disabled, or already inside a protected request (a mounted sub-app).
+        if (scope.get("type") != "http" or not self.protection.settings.enabled
+                or current() is not None):
             await self.app(scope, receive, send)
             return
         try:

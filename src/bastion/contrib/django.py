@@ -1,8 +1,10 @@
 """Django: the WSGI/ASGI middlewares around Django's handlers, and a Django middleware for
 what only Django knows (the route and path params after URL resolution, BlockedRequest).
 
-`patch()` wraps `WSGIHandler` and `ASGIHandler` and puts `BastionDjangoMiddleware` first in
-`settings.MIDDLEWARE`, so an application needs no change. Sync and async views are both served.
+`patch_wsgi()` and `patch_asgi()` wrap `WSGIHandler` and `ASGIHandler`, `patch_base()` puts
+`BastionDjangoMiddleware` first in `settings.MIDDLEWARE`, so an application needs no change.
+Each is called when its module is imported (not before: importing one module from another's
+import hook would find it half-initialised). Sync and async views are both served.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def _response(blocked: BlockResponse) -> HttpResponse:
     return response
 
 
-def patch(protection: Protection) -> None:
-    """Protect every Django application of this process."""
+def patch_base(protection: Protection) -> None:
+    """Put BastionDjangoMiddleware first in every handler's middleware chain."""
     original_load = BaseHandler.load_middleware
     if getattr(original_load, _MARK, False):
         return
@@ -92,16 +94,17 @@ def patch(protection: Protection) -> None:
 
     setattr(load_middleware, _MARK, True)
     BaseHandler.load_middleware = load_middleware
-    _wrap_wsgi(protection)
-    _wrap_asgi(protection)
 
 
-def _wrap_wsgi(protection: Protection) -> None:
+def patch_wsgi(protection: Protection) -> None:
+    """Every WSGIHandler goes through the WSGI middleware (called once its module exists)."""
     from django.core.handlers.wsgi import WSGIHandler
 
     from bastion.contrib.wsgi import BastionMiddleware
 
     original_call = WSGIHandler.__call__
+    if getattr(original_call, _MARK, False):
+        return
 
     @functools.wraps(original_call)
     def __call__(self: WSGIHandler, environ: Any, start_response: Any) -> Any:
@@ -111,15 +114,19 @@ def _wrap_wsgi(protection: Protection) -> None:
             self.__dict__["_bastion_wsgi"] = middleware
         return middleware(environ, start_response)
 
+    setattr(__call__, _MARK, True)
     WSGIHandler.__call__ = __call__
 
 
-def _wrap_asgi(protection: Protection) -> None:
+def patch_asgi(protection: Protection) -> None:
+    """Every ASGIHandler goes through the ASGI middleware (called once its module exists)."""
     from django.core.handlers.asgi import ASGIHandler
 
     from bastion.contrib.asgi import BastionASGIMiddleware
 
     original_call = ASGIHandler.__call__
+    if getattr(original_call, _MARK, False):
+        return
 
     @functools.wraps(original_call)
     async def __call__(self: ASGIHandler, scope: Any, receive: Any, send: Any) -> None:
@@ -130,4 +137,5 @@ def _wrap_asgi(protection: Protection) -> None:
             self.__dict__["_bastion_asgi"] = middleware
         await middleware(scope, receive, send)
 
+    setattr(__call__, _MARK, True)
     ASGIHandler.__call__ = __call__

@@ -2,7 +2,8 @@
 
 `patch()` makes every Starlette (so every FastAPI) app protected: the middleware goes around
 the app's whole stack, a handler turns `BlockedRequest` into the block response, and route
-matching feeds the path params to the request's context before the endpoint runs.
+matching feeds the path params to the request's context before the endpoint runs. A mounted
+sub-application finds the request already protected and adds nothing.
 """
 
 from __future__ import annotations
@@ -24,19 +25,25 @@ _MARK = "_bastion_protected"
 
 
 def patch(protection: Protection) -> None:
-    """Protect every Starlette/FastAPI application built from now on."""
-    original_build = Starlette.build_middleware_stack
-    if getattr(original_build, _MARK, False):
+    """Protect every Starlette/FastAPI application, whenever it was built."""
+    original_call = Starlette.__call__
+    if getattr(original_call, _MARK, False):
         return
 
-    @functools.wraps(original_build)
-    def build_middleware_stack(self: Starlette) -> Any:
-        if BlockedRequest not in self.exception_handlers:
-            self.exception_handlers[BlockedRequest] = _blocked
-        return BastionASGIMiddleware(original_build(self), protection)
+    # __call__, not build_middleware_stack: FastAPI overrides the latter, not the former.
+    @functools.wraps(original_call)
+    async def __call__(self: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
+        middleware = self.__dict__.get("_bastion_asgi")
+        if middleware is None:
+            # Registered before the app's first call builds its middleware stack.
+            self.exception_handlers.setdefault(BlockedRequest, _blocked)
+            middleware = BastionASGIMiddleware(functools.partial(original_call, self),
+                                               protection)
+            self.__dict__["_bastion_asgi"] = middleware
+        await middleware(scope, receive, send)
 
-    setattr(build_middleware_stack, _MARK, True)
-    Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    setattr(__call__, _MARK, True)
+    Starlette.__call__ = __call__  # type: ignore[method-assign]
     _patch_routes()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bastion.blocking import BlockedRequest, BlockResponse
-from bastion.context import RequestContext
+from bastion.context import RequestContext, current
 from bastion.protection import Protection
 
 Environ = dict[str, Any]
@@ -37,7 +37,8 @@ class BastionMiddleware:
         self.protection = protection or installed_or_new()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not self.protection.settings.enabled:
+        # Disabled, or already inside a protected request (a mounted sub-app).
+        if not self.protection.settings.enabled or current() is not None:
             return self.app(environ, start_response)
         try:
             ctx = RequestContext(
