@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.addresses import addresses_of, header_map
 from bastion.blocking import BlockedRequest, BlockResponse, render
 from bastion.clientip import resolve_client_ip
 from bastion.protection import Protection
+
+if TYPE_CHECKING:
+    from bastion.waf import Ruleset
 
 _current: ContextVar[RequestContext | None] = ContextVar("bastion_request", default=None)
 
@@ -28,6 +32,20 @@ EVENT_HEADERS = (
     "host", "referer", "origin", "content-type", "content-length", "accept", "x-forwarded-for",
     "forwarded", "x-real-ip", "true-client-ip", "via",
 )
+
+
+_RESPONSE_ADDRESSES = ("server.response.status", "server.response.headers.no_cookies")
+_reads_responses_cache: weakref.WeakKeyDictionary[Ruleset, bool] = weakref.WeakKeyDictionary()
+
+
+def _reads_responses(ruleset: Ruleset) -> bool:
+    """Whether any rule reads the response; when none does, responses are not evaluated."""
+    known = _reads_responses_cache.get(ruleset)
+    if known is None:
+        known = any(address in ruleset.lanes or address in ruleset.check_on_address
+                    for address in _RESPONSE_ADDRESSES)
+        _reads_responses_cache[ruleset] = known
+    return known
 
 
 def current() -> RequestContext | None:
@@ -40,7 +58,8 @@ class RequestContext:
 
     def __init__(
         self, protection: Protection, method: str, target: str,
-        headers: Iterable[tuple[str, str]], peer: str | None, scheme: str = "http",
+        headers: Mapping[str, str] | Iterable[tuple[str, str]], peer: str | None,
+        scheme: str = "http",
     ) -> None:
         self.protection = protection
         self.settings = protection.settings
@@ -48,7 +67,8 @@ class RequestContext:
         self.method = method.upper()
         self.target = target
         self.scheme = scheme
-        self.headers = header_map(headers)
+        # A mapping is taken as already merged with lower-case names (WSGI environs are).
+        self.headers = dict(headers) if isinstance(headers, Mapping) else header_map(headers)
         self.client_ip = resolve_client_ip(peer, self.headers, self.settings.trusted_proxies,
                                            self.settings.client_ip_header)
         self.route: str | None = None
@@ -58,6 +78,7 @@ class RequestContext:
         self.blocked: BlockResponse | None = None
         ruleset = protection.ruleset
         self._waf = ruleset.context() if ruleset is not None else None
+        self._inspects_responses = ruleset is not None and _reads_responses(ruleset)
         self._timeout_us = self.settings.waf_timeout_us
         self._token: Token[RequestContext | None] | None = None
         self._finished = False
@@ -124,6 +145,8 @@ class RequestContext:
     def response(self, status: int, headers: Iterable[tuple[str, str]]) -> BlockResponse | None:
         """Inspect the response status and headers before they are sent."""
         self.status = status
+        if not self._inspects_responses:
+            return self.blocked
         response_headers = header_map(headers)
         response_headers.pop("set-cookie", None)
         return self.run({"server.response.status": str(status),

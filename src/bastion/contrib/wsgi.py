@@ -155,20 +155,24 @@ def request_target(environ: Environ) -> str:
     return f"{target}?{query}" if query else target
 
 
-def request_headers(environ: Environ) -> list[tuple[str, str]]:
-    headers = []
+def request_headers(environ: Environ) -> dict[str, str]:
+    """Lower-case header names -> values; the server already joined repeated headers."""
+    headers = {}
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
+        if key[:5] == "HTTP_":
             name = key[5:].replace("_", "-").lower()
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             name = key.replace("_", "-").lower()
         else:
             continue
         if isinstance(value, str):
-            # PEP 3333: header bytes arrive latin-1 decoded; browsers send UTF-8.
-            with contextlib.suppress(UnicodeError):
-                value = value.encode("latin-1").decode("utf-8")
-            headers.append((name, value))
+            if not value.isascii():
+                # PEP 3333: header bytes arrive latin-1 decoded; browsers send UTF-8.
+                try:
+                    value = value.encode("latin-1").decode("utf-8")
+                except UnicodeError:
+                    pass
+            headers[name] = value
     return headers
 
 
