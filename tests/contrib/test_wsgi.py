@@ -177,3 +177,21 @@ def test_a_failure_inside_bastion_leaves_the_response_untouched(
                         {"Content-Type": "application/x-www-form-urlencoded"}) == plain
     logged = [r for r in caplog.records if "forced failure" in r.getMessage()]
     assert len(logged) == 1
+
+
+def test_secrets_never_reach_the_event_log(tmp_path: Path) -> None:
+    made = protection(tmp_path, "monitor")
+    app = BastionMiddleware(echo_app, made)
+    secrets = ["hunter2-Secret", "4111 1111 1111 1111", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+               "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"]
+    body = ("q=1' OR 1=1--&password=hunter2-Secret&card=4111 1111 1111 1111&note=my key is "
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc").encode()
+    call(app, "/?token=" + secrets[3] + "&id=1'%20OR%201=1--", body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "Bearer " + secrets[3], "Referer": "http://x/?password=hunter2-Secret"})
+    made.event_log.flush()
+    written = (tmp_path / "events.jsonl").read_text()
+    assert "t-sqli" in written and "OR 1=1" in written  # the attack itself stays readable
+    for secret in secrets:
+        assert secret not in written
+        assert secret.replace(" ", "") not in written
