@@ -184,8 +184,8 @@ def test_secrets_never_reach_the_event_log(tmp_path: Path) -> None:
     app = BastionMiddleware(echo_app, made)
     secrets = ["hunter2-Secret", "4111 1111 1111 1111", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"]
-    body = ("q=1' OR 1=1--&password=hunter2-Secret&card=4111 1111 1111 1111&note=my key is "
-            "sk_live_4eC39HqLyjWDarjtT1zdp7dc").encode()
+    body = (b"q=1' OR 1=1--&password=hunter2-Secret&card=4111 1111 1111 1111&note=my key is "
+            b"sk_live_4eC39HqLyjWDarjtT1zdp7dc")
     call(app, "/?token=" + secrets[3] + "&id=1'%20OR%201=1--", body, {
         "Content-Type": "application/x-www-form-urlencoded",
         "Authorization": "Bearer " + secrets[3], "Referer": "http://x/?password=hunter2-Secret"})
