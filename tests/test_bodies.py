@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bastion.bodies import parse_body
+from urllib.parse import parse_qsl
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bastion.bodies import form_fields, parse_body
 
 
 def test_form_json_xml_multipart_and_text() -> None:
@@ -25,3 +30,11 @@ def test_broken_bodies_fall_back_to_text() -> None:
     assert parse_body(b'{"a": ', "application/json").value == '{"a": '
     assert parse_body(b"<a><b></a>", "text/xml").value == "<a><b></a>"
     assert parse_body(b"\xff\xfe", "application/json").value == "\ufffd\ufffd"
+
+
+@given(st.text(alphabet="ab=&%+;2F0x é\x00", max_size=40))
+def test_form_fields_read_what_parse_qsl_reads(text: str) -> None:
+    expected: dict[str, list[str]] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        expected.setdefault(key, []).append(value)
+    assert form_fields(text) == expected

