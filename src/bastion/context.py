@@ -8,6 +8,7 @@ through `RequestContext.run`. Nothing here knows a framework.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 import weakref
@@ -33,6 +34,9 @@ EVENT_HEADERS = (
     "forwarded", "x-real-ip", "true-client-ip", "via",
 )
 
+
+FIRST_RUN_TIMEOUT_US = 100_000
+_thread_state = threading.local()
 
 _RESPONSE_ADDRESSES = ("server.response.status", "server.response.headers.no_cookies")
 _reads_responses_cache: weakref.WeakKeyDictionary[Ruleset, bool] = weakref.WeakKeyDictionary()
@@ -112,14 +116,20 @@ class RequestContext:
             return self.blocked
         if self._waf is None:
             return None
+        timeout_us = self._timeout_us
+        if not getattr(_thread_state, "warm", False):
+            # A thread's first evaluation allocates the matchers' scratch space (a few ms):
+            # give it room once, so that a new server thread does not skip rules.
+            _thread_state.warm = True
+            timeout_us = max(timeout_us, FIRST_RUN_TIMEOUT_US)
         try:
-            result = self._waf.run(addresses, timeout_us=self._timeout_us)
+            result = self._waf.run(addresses, timeout_us=timeout_us)
         except Exception as exc:
             self.protection.report_error("waf", exc)
             return None
         if result.timeout:
             self.protection.report_error("waf deadline", TimeoutError(
-                f"rules evaluation exceeded {self._timeout_us} us; the rest was skipped"))
+                f"rules evaluation exceeded {timeout_us} us; the rest was skipped"))
         if not result.events:
             return None
         self.events.extend(result.events)
