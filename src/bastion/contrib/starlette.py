@@ -9,7 +9,6 @@ sub-application finds the request already protected and adds nothing.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request

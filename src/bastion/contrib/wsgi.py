@@ -168,10 +168,8 @@ def request_headers(environ: Environ) -> dict[str, str]:
         if isinstance(value, str):
             if not value.isascii():
                 # PEP 3333: header bytes arrive latin-1 decoded; browsers send UTF-8.
-                try:
+                with contextlib.suppress(UnicodeError):
                     value = value.encode("latin-1").decode("utf-8")
-                except UnicodeError:
-                    pass
             headers[name] = value
     return headers
 
