@@ -243,3 +243,69 @@ def test_a_failing_operator_fails_open_and_is_reported_once(
         assert fired(result) == ["re"]
     assert rs.operator_errors == {"is_sqli": 3}
     assert sum("is_sqli failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_detector_sees_what_its_trigger_reports_and_what_the_trigger_cannot_judge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rs = load_ruleset(doc(rule("det", "is_sqli", {"inputs": QUERY})))
+    detector = rs.lanes["server.request.query"][0].value_ops[0][0]
+    seen: list[str] = []
+    original = detector.match
+
+    def spy(value: str) -> str | None:
+        seen.append(value)
+        return original(value)
+
+    monkeypatch.setattr(detector, "match", spy)
+    query = {"q": ["running shoes"], "size": ["42"], "note": ["see\nyou"], "name": ["Zoë"],
+             "id": ["1' OR '1'='1"]}
+    result = rs.context().run({"server.request.query": query})
+    assert fired(result) == ["det"]
+    # Values that are not single-line ASCII always reach the detector; plain values only
+    # when the trigger matched them.
+    assert seen == ["see\nyou", "Zoë", "1' OR '1'='1"]
+
+
+@pytest.mark.parametrize("before", [1, 12])
+def test_values_after_a_matching_value_are_still_looked_at(before: int) -> None:
+    only_b = [{"address": "server.request.query", "key_path": ["b"]}]
+    rs = load_ruleset(doc(rule("b", "match_regex", {"inputs": only_b, "regex": "evil"})))
+    query = {f"a{i}": ["evil"] for i in range(before)} | {"z": ["fine"], "b": ["more evil"]}
+    result = rs.context().run({"server.request.query": query})
+    assert fired(result) == ["b"]
+    assert result.events[0]["rule_matches"][0]["parameters"][0]["key_path"] == ["b", 0]
+
+
+def test_the_first_matching_value_is_reported() -> None:
+    both = [{"address": "server.request.body"}, {"address": "server.request.query"}]
+    rs = load_ruleset(doc(rule("r", "match_regex", {"inputs": both, "regex": "evil"})))
+    result = rs.context().run({"server.request.body": {"x": "fine", "y": "evil one"},
+                               "server.request.query": {"q": ["evil two"]}})
+    parameter = result.events[0]["rule_matches"][0]["parameters"][0]
+    assert (parameter["address"], parameter["key_path"]) == ("server.request.body", ["y"])
+
+
+def test_an_end_of_line_anchor_matches_inside_a_multiline_value() -> None:
+    rs = load_ruleset(doc(rule("pop3", "match_regex", {
+        "inputs": QUERY, "regex": r"[\r\n]\s*retr\s+\d+\s*(?:$|[\r\n])"})))
+    query = {"a": ["ok"], "attackme": ["\r\nRETR 123"], "z": ["ok"]}
+    assert fired(rs.context().run({"server.request.query": query})) == ["pop3"]
+
+
+def test_exists_on_headers_within_a_run_and_across_runs() -> None:
+    headers = "server.request.headers.no_cookies"
+    both = {"id": "both", "name": "both", "tags": {"type": "t"}, "conditions": [
+        {"operator": "exists", "parameters": {"inputs": [
+            {"address": headers, "key_path": ["x-a"]}, {"address": headers, "key_path": ["x-b"]}]}},
+        {"operator": "exists", "parameters": {"inputs": [
+            {"address": "server.request.query", "key_path": ["debug"]}]}},
+    ]}
+    rs = load_ruleset(doc(both))
+    debug = {"server.request.query": {"debug": ["1"]}}
+    assert fired(rs.context().run({headers: {"host": "a"}} | debug)) == []
+    assert fired(rs.context().run({headers: {"host": "a", "x-b": "1"}} | debug)) == ["both"]
+    # A condition that held in an earlier run stays matched, whatever later runs bring.
+    ctx = rs.context()
+    assert fired(ctx.run({headers: {"x-a": "1"}})) == []
+    assert fired(ctx.run({headers: {"host": "a"}} | debug)) == ["both"]

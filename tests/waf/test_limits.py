@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.waf.limits import DEFAULT_LIMITS, Limits, keys_of, walk_keys, walk_values
+from bastion.waf.limits import (
+    DEFAULT_LIMITS,
+    FlatPaths,
+    Limits,
+    key_texts,
+    keys_of,
+    value_texts,
+    walk_keys,
+    walk_values,
+)
 
 texts = st.text(max_size=12) | st.text(alphabet="ab", min_size=4090, max_size=4100)
 flat = st.dictionaries(
@@ -28,3 +37,38 @@ def test_limits_apply_on_both_paths() -> None:
         (("a",), "abcd"), (("b", 0), "x"), (("b", 1), "y")]
     assert walk_values({"a": {"b": {"c": {"d": "deep"}}}}, small) == []
     assert walk_values({"\udc80": "\ud800x"}, DEFAULT_LIMITS) == [(("\ufffd",), "\ufffdx")]
+
+
+objects = st.recursive(
+    st.one_of(texts, st.text(alphabet="é\n\udc80x", max_size=6), st.integers(), st.none(),
+              st.binary(max_size=6)),
+    lambda children: st.lists(children, max_size=10)
+    | st.dictionaries(st.text(max_size=6) | st.integers(), children, max_size=10),
+    max_leaves=40,
+)
+
+
+@given(objects)
+def test_value_and_key_texts_are_the_walks_as_lists(value: object) -> None:
+    for limits in (DEFAULT_LIMITS, Limits(max_string_length=5, max_container_size=3,
+                                          max_container_depth=3)):
+        paths, values, joined, names, names_joined = value_texts(value, limits)
+        walked = walk_values(value, limits)
+        assert [paths[i] for i in range(len(paths))] == [path for path, _ in walked]
+        assert values == [text for _, text in walked]
+        assert joined == "\n".join(values)
+        key_paths, keys = key_texts(value, limits)
+        assert [(key_paths[i], key) for i, key in enumerate(keys)] == keys_of(value, limits)
+        if names is not None:  # a flat mapping: its names are all its keys
+            assert names == keys and names_joined == "\n".join(keys)
+
+
+def test_flat_paths_are_made_on_demand_and_found_by_name() -> None:
+    headers = FlatPaths(["host", "user-agent"])
+    assert headers[1] == ("user-agent",) and list(headers[:]) == [("host",), ("user-agent",)]
+    assert headers.under(("user-agent",)) == [1]
+    assert headers.under(("cookie",)) == [] and headers.under(("host", 0)) == []
+    query = FlatPaths(["q", "page"], (0,))
+    assert query[0] == ("q", 0)
+    assert query.under(("page",)) == query.under(("page", 0)) == [1]
+    assert query.under(("page", 1)) == []

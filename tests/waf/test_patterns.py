@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.waf.patterns import Pattern, PatternSet, check_pattern
+from bastion.waf.patterns import LineScanner, Pattern, PatternSet, check_pattern
 
 
 def test_multi_pattern_scan_reports_each_matching_pattern() -> None:
@@ -79,3 +79,47 @@ def test_non_ascii_patterns_match_in_joined_scans() -> None:
     patterns = PatternSet([Pattern("caf\u00e9"), Pattern("[\u2460-\u24ff]x")])
     assert patterns.scan("menu\nun caf\u00c9 noir") == {0}
     assert patterns.matches("\u2461x") == [1]
+
+
+def test_line_scanner_reports_each_matching_line_once_at_its_end() -> None:
+    scanner = LineScanner([Pattern(r"[<>][^\n]*$"), Pattern(r"(?:^|\W)or(?:[^\w\n][^\n]*)?$")])
+    data = b"plain\n<b> and <i>\n1 or 2\nor\nfor <x>"
+    ends = [5, 17, 24, 27, 35]  # where each line ends
+    assert sorted(scanner.lines(data)) == [(0, ends[1]), (0, ends[4]), (1, ends[2]),
+                                           (1, ends[3])]
+
+
+def test_line_scanner_leaves_out_what_hyperscan_refuses() -> None:
+    scanner = LineScanner([Pattern("a$b"), Pattern("c[^\\n]*$")])
+    assert scanner.usable == {1}
+    assert scanner.lines(b"a\nc") == [(1, 3)]
+
+
+@pytest.mark.parametrize(("pattern", "data", "line", "again"), [
+    ("evil", b"fine\nvery evil\nevil", 1, {0: 19}),
+    # Reported one byte late: a match may end at an end-of-line anchor before the newline.
+    (r"retr\s+\d+\s*(?:$|[\r\n])", b"\r\nRETR 123\nnext", 1, {}),
+    ("a{1000}b", b"x\n" + b"a" * 1000 + b"b\ny", 1, {}),  # RE2 alone: where the match starts
+])
+def test_locate_bounds_where_values_may_match(
+    pattern: str, data: bytes, line: int, again: dict[int, int]
+) -> None:
+    patterns = PatternSet([Pattern(pattern)])
+    offset = patterns.locate(data)[0]
+    starts = [0] + [i + 1 for i, byte in enumerate(data) if byte == 10]
+    ends = [start - 1 for start in starts[1:]] + [len(data)]
+    # The first line that may hold a match on its own is the one the offset, less one byte,
+    # falls in: every earlier line ends before it.
+    assert ends[line] >= offset - 1 and (line == 0 or ends[line - 1] < offset - 1)
+    # Scanning on from the next line finds the later matches only.
+    assert patterns.locate(data, starts[line + 1]) == again
+
+
+@pytest.mark.parametrize("matching", [[1], [0, 3], [1, 2, 4, 6, 7, 9, 10]])
+def test_lines_to_check_cover_every_line_that_matches_alone(matching: list[int]) -> None:
+    patterns = PatternSet([Pattern("evil"), Pattern("^fine$")])
+    lines = ["evil" if i in matching else "ok" for i in range(12)]
+    data = "\n".join(lines).encode()
+    found = patterns.lines_to_check(data, patterns.locate(data))
+    assert {line for line, hit in found.items() if 0 in hit} >= set(matching)
+    assert all(0 in hit and lines[line] in ("evil", "ok") for line, hit in found.items())

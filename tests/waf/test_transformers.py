@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from bastion.waf.transformers import TRANSFORMERS, make_chain
+from bastion.waf.transformers import SELECTORS, TRANSFORMERS, make_chain, make_values_chain
 
 
 @pytest.mark.parametrize(
@@ -49,3 +51,30 @@ def test_transformers_survive_hostile_text(name: str) -> None:
 def test_decoders_never_produce_lone_surrogates(value: str) -> None:
     for name in ("jsDecode", "cssDecode", "urlDecodeUni"):
         TRANSFORMERS[name](value).encode("utf-8")  # raises on a lone surrogate
+
+
+pieces = st.sampled_from([*"aB %+&#/.\\\x00\n-*é", "%41", "%0a", "&lt;", "/./", "//", "SeLeCt"])
+values = st.lists(st.lists(pieces, max_size=8).map("".join), min_size=1, max_size=6)
+chains = st.lists(st.sampled_from(sorted(set(TRANSFORMERS) - SELECTORS)), min_size=1, max_size=3)
+
+
+@given(values, chains)
+@example(["a", "./x"], ["normalizePath"])  # a dot segment that only a later value starts with
+@example(["A+b", "c"], ["lowercase", "urlDecode"])
+@settings(max_examples=400)
+def test_a_chain_over_many_values_is_the_chain_value_by_value(
+    texts: list[str], names: list[str]
+) -> None:
+    chain, many = make_chain(tuple(names)), make_values_chain(tuple(names))
+    assert chain is not None and many is not None
+    result = many.apply_all(texts, "\n".join(texts))
+    assert result == [chain(text) for text in texts]
+    if result == texts:
+        assert result is texts  # the engine reads "same list" as "nothing changed"
+
+
+def test_values_no_transformer_can_change_cost_no_call_per_value() -> None:
+    many = make_values_chain(("urlDecodeUni", "lowercase"))
+    assert many is not None
+    texts = ["shop.example.com", "keep-alive", "max-age=0"]
+    assert many.apply_all(texts, "\n".join(texts)) is texts

@@ -1176,19 +1176,22 @@ def _scan(value: str) -> str | None:
 # Built from the same tables as the fast path, so the two cannot drift apart.
 
 
-def _trigger() -> str:
+def _trigger_parts() -> tuple[str, str]:
+    """(what triggers wherever it stands, a command name at the start of a word): a name must
+    also end its word, at a character that cannot continue it or at the end of the value."""
     words = "|".join(
         "".join(c if c.isalnum() or c == "_" else f"\\x{ord(c):02x}" for c in w.decode())
         for w in sorted(_FAST_WORDS)
     )
-    return (
-        r"[$`\\^{'\"]|\(\)|<\(|>\("
-        r"|/[^\n]*[?*\[]|[?*\[][^\n]*/"
-        rf"|(?:^|[^a-zA-Z_\-])(?:{words})(?:[^a-zA-Z_\-]|$)"
-    )
+    anywhere = r"[$`\\^{'\"]|\(\)|<\(|>\(|/[^\n]*[?*\[]|[?*\[][^\n]*/"
+    return anywhere, rf"(?:^|[^a-zA-Z_\-])(?:{words})"
 
 
-TRIGGER = _trigger()
+_ANYWHERE, _NAME = _trigger_parts()
+TRIGGER = rf"{_ANYWHERE}|{_NAME}(?:[^a-zA-Z_\-]|$)"
+# The same test in the line form the engine scans (see bastion.waf.operators.Detector): from a
+# hit to the end of its line, where a name may also end.
+TRIGGER_LINE = rf"(?:{_ANYWHERE})[^\n]*$|{_NAME}(?:[^a-zA-Z_\-\n][^\n]*)?$"
 
 
 _SINGLE_NAME_VERDICTS: dict[str, str | None] = {

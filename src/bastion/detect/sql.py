@@ -1455,14 +1455,20 @@ def _regex_literal(word: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else f"\\x{ord(c):02x}" for c in word)
 
 
-def _trigger() -> str:
+def _trigger_parts() -> tuple[str, str]:
+    """(what triggers wherever it stands, a keyword at the start of a word): a keyword must
+    also end its word, at a non-letter or at the end of the value."""
     words = "|".join(sorted(w.decode().lower() for w in _TRIGGER_WORDS))
     functions = "|".join(_regex_literal(f) for f in sorted(_SQL_FUNCTIONS))
-    return (
+    anywhere = (
         r"['\"`]|&&|\|\||/\*!"
-        rf"|(?:^|[^a-zA-Z_])(?:{words})(?:[^a-zA-Z_]|$)"
         rf"|(?:^|[^a-zA-Z0-9_$.])(?:{functions})[ \t\n\r\v\f\x00]*\("
     )
+    return anywhere, rf"(?:^|[^a-zA-Z_])(?:{words})"
 
 
-TRIGGER = _trigger()
+_ANYWHERE, _KEYWORD = _trigger_parts()
+TRIGGER = rf"{_ANYWHERE}|{_KEYWORD}(?:[^a-zA-Z_]|$)"
+# The same test in the line form the engine scans (see bastion.waf.operators.Detector): from a
+# hit to the end of its line, where a keyword may also end.
+TRIGGER_LINE = rf"(?:{_ANYWHERE})[^\n]*$|{_KEYWORD}(?:[^a-zA-Z_\n][^\n]*)?$"

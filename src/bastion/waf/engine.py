@@ -3,21 +3,27 @@
 A `WafContext` is cheap to create and remembers what it has seen: addresses may arrive over
 several `run()` calls (headers first, body later, sinks while the handler runs), each call only
 inspects what is new, conditions matched earlier stay matched, and a rule fires at most once.
+
+A run reads each new address once (plan.AddressPlan.read), scans the values of each scan group
+in one Hyperscan call, looks value by value only where that scan hit, and gives each detector
+only the values its trigger reported in one more scan (plan, patterns.LineScanner).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any
 
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
 from bastion.waf.exploits import detect_exploit
-from bastion.waf.limits import keys_of, resolve_key_path, walk_keys, walk_values
+from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
 from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
-from bastion.waf.patterns import compile_re2
-from bastion.waf.plan import ConditionRef, Lane
+from bastion.waf.patterns import PatternSet, compile_re2
+from bastion.waf.plan import AddressView, ConditionRef, Lane, Plan
 from bastion.waf.transformers import make_chain
 
 if TYPE_CHECKING:
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_US = 5000
 _BLOCKING = ("block_request", "redirect_request")
+
+Excluded = Mapping[int, list[tuple[str, KeyPath]]]
+_Filters = tuple[Set[int], Set[int], Excluded]
+_NO_FILTERS: _Filters = (frozenset(), frozenset(), {})
 
 
 @dataclass
@@ -68,33 +78,46 @@ class _Deadline(Exception):
     pass
 
 
-@dataclass
-class _Work:
-    """One lane's share of a run: the values it reads, transformed by its chain."""
+class _Block:
+    """A list of texts that detectors with triggers read, in one run, with the trigger groups
+    of the variants that read it (`users`: variants that transform nothing share the list).
+    Its single-line ASCII texts are the lines of `text`, where the trigger speaks for them;
+    the others (`always`) every detector of the users sees."""
 
-    lane: Lane
-    address: str
-    items: list[tuple[KeyPath, str]]
-    texts: list[str]
-    # The detector triggers that matched somewhere in this lane's values; None: not scanned.
-    triggered: set[int] | None = None
-    plain: bool = False  # every value is single-line ASCII (known once scanned)
-    _by_first_key: dict[str | int, list[int]] | None = None
+    __slots__ = ("always", "owners", "position", "start", "text", "users")
 
-    def under(self, key_path: KeyPath) -> Iterable[int]:
-        """Indexes of the values at or below `key_path`."""
-        if not key_path:
-            return range(len(self.items))
-        if self._by_first_key is None:
-            self._by_first_key = {}
-            for index, (path, _) in enumerate(self.items):
-                if path:
-                    self._by_first_key.setdefault(path[0], []).append(index)
-        size = len(key_path)
-        return [
-            i for i in self._by_first_key.get(key_path[0], ())
-            if self.items[i][0][:size] == key_path
-        ]
+    def __init__(
+        self, position: int, texts: list[str], joined: str,
+        users: Sequence[dict[int, list[tuple[int, int]]]],
+    ) -> None:
+        self.position = position  # of the view
+        self.users = users
+        self.start = 0  # offset of `text` in the scanned buffer
+        self.owners: list[int] | None = None  # value index of each line; None: line i is value i
+        self.always: list[int] = []
+        if joined.isascii() and joined.count("\n") == len(texts) - 1:
+            self.text: str | None = joined  # the common case: every value one line
+            return
+        owners, lines = [], []
+        for index, text in enumerate(texts):
+            if text.isascii() and "\n" not in text:
+                owners.append(index)
+                lines.append(text)
+            else:
+                self.always.append(index)
+        self.owners = owners
+        self.text = "\n".join(lines) if lines else None  # None: no line to scan
+
+    def owner(self, end: int) -> int:
+        """The value whose line ends at offset `end` of the scanned buffer."""
+        assert self.text is not None
+        line = self.text.count("\n", 0, end - self.start)
+        return line if self.owners is None else self.owners[line]
+
+
+# A value to look at alone for some patterns: (recording order, value index, view, lane, the
+# value's text in that lane, the patterns). See `_candidates` for the order.
+_Candidate = tuple[tuple[int, int, int], int, AddressView, Lane, str, set[int]]
 
 
 class WafContext:
@@ -102,6 +125,7 @@ class WafContext:
 
     def __init__(self, ruleset: Ruleset) -> None:
         self._ruleset = ruleset
+        self._plan: Plan = ruleset.plan
         self._store: dict[str, object] = {}
         self._matches: dict[tuple[int, int], _Match] = {}
         self._fired: set[int] = set()
@@ -119,13 +143,14 @@ class WafContext:
         deadline = started + timeout_us / 1e6
         result = WafResult()
         self._store.update(addresses)
-        filters: tuple[set[int], set[int], dict[int, list[tuple[str, KeyPath]]]] | None = None
+        filters: _Filters | None = None
         try:
             filters = self._exclusions(deadline)
             bypass, _, excluded = filters
-            work = self._prepare(addresses, deadline)
-            self._scan_patterns(work, bypass, excluded, deadline)
-            self._run_value_ops(work, bypass, excluded, deadline)
+            views = self._read(addresses, deadline)
+            if views:
+                self._scan_patterns(views, bypass, excluded, deadline)
+                self._run_value_ops(views, bypass, excluded, deadline)
         except _Deadline:
             result.timeout = True
         except Exception as exc:  # fail open: report, and let the request go on
@@ -143,10 +168,12 @@ class WafContext:
 
     # ------------------------------------------------------------ exclusions
 
-    def _exclusions(
-        self, deadline: float
-    ) -> tuple[set[int], set[int], dict[int, list[tuple[str, KeyPath]]]]:
+    def _exclusions(self, deadline: float) -> _Filters:
         ruleset = self._ruleset
+        if not ruleset.exclusions:
+            if time.perf_counter() > deadline:
+                raise _Deadline
+            return _NO_FILTERS
         bypass: set[int] = set()
         monitor: set[int] = set()
         excluded: dict[int, list[tuple[str, KeyPath]]] = {}
@@ -175,6 +202,8 @@ class WafContext:
     def _condition_holds(self, condition: Condition) -> bool:
         """Direct evaluation of one condition over the whole store (exclusion filters)."""
         operator = condition.operator
+        if isinstance(operator, Exists):
+            return self._exists(condition) != operator.negated
         limits = self._ruleset.limits
         for target in condition.targets:
             if target.address not in self._store:
@@ -182,153 +211,102 @@ class WafContext:
             present, value = resolve_key_path(self._store[target.address], target.key_path)
             if not present:
                 continue
-            if isinstance(operator, Exists):
-                return not operator.negated
-            chain = make_chain(target.transformers)
+            transform = make_chain(target.transformers)
             walk = walk_keys if target.keys_only else walk_values
             for _, text in walk(value, limits):
-                text = chain(text) if chain else text
+                text = transform(text) if transform else text
                 if isinstance(operator, PatternOperator):
                     program = compile_re2(operator.pattern)
                     if len(text) >= operator.min_length and program.search(text) is not None:
                         return True
                 elif isinstance(operator, ValueOperator) and operator.match(text) is not None:
                     return True
-        return isinstance(operator, Exists) and operator.negated
+        return False
 
-    # ------------------------------------------------------------ scanning
+    def _exists(self, condition: Condition) -> bool:
+        """Whether any target of the condition is present in the store."""
+        return self._ruleset.presence[id(condition)].holds(self._store)
 
-    def _prepare(self, addresses: Mapping[str, object], deadline: float) -> list[_Work]:
-        """The transformed values of every lane that reads one of the new addresses."""
-        work: list[_Work] = []
+    # ------------------------------------------------------------ reading
+
+    def _read(self, addresses: Mapping[str, object], deadline: float) -> list[AddressView]:
+        """Every new address that some lane reads, as the lanes see it."""
+        plans = self._plan.addresses
+        limits = self._ruleset.limits
+        views: list[AddressView] = []
         for address, value in addresses.items():
-            lanes = self._ruleset.lanes.get(address)
-            if not lanes:
+            plan = plans.get(address)
+            if plan is None:
                 continue
-            walks: dict[bool, list[tuple[KeyPath, str]]] = {}
-            for lane in lanes:
-                items = walks.get(lane.keys_only)
-                if items is None:
-                    items = walks[lane.keys_only] = self._walk(value, lane.keys_only)
-                if not items:
-                    continue
-                chain = lane.chain
-                texts = [chain(r) for _, r in items] if chain is not None else [r for _, r in items]
-                work.append(_Work(lane, address, items, texts))
+            view = plan.read(value, limits)
+            if view is not None:
+                views.append(view)
             if time.perf_counter() > deadline:
                 raise _Deadline
-        return work
+        return views
 
-    def _walk(self, value: object, keys_only: bool) -> list[tuple[KeyPath, str]]:
-        limits = self._ruleset.limits
-        return keys_of(value, limits) if keys_only else walk_values(value, limits)
+    # ------------------------------------------------------------ patterns
 
     def _scan_patterns(
-        self, work: list[_Work], bypass: set[int],
-        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
+        self, views: list[AddressView], bypass: Set[int], excluded: Excluded, deadline: float
     ) -> None:
-        """Filter down from many values to few, one Hyperscan call per step: the values of all
-        lanes sharing a pattern set, joined; then each lane's values, joined, when the first
-        scan hit one of its rule patterns; then single values, when that hit again. Benign
-        requests usually stop at the first step."""
-        groups: dict[int, list[_Work]] = {}
-        for entry in work:
-            if entry.lane.patterns is not None:
-                groups.setdefault(id(entry.lane.patterns), []).append(entry)
-        for entries in groups.values():
-            patterns = entries[0].lane.patterns
-            assert patterns is not None
+        """One Hyperscan call per scan group over all its values, joined by newlines (patterns
+        are compiled multi-line, so anchors hold per value). Benign requests stop there; a hit
+        is narrowed down to the values that may hold it, then confirmed value by value."""
+        by_group: dict[int, list[AddressView]] = {}
+        for view in views:
+            group = view.plan.group
+            if group is not None:
+                by_group.setdefault(group.index, []).append(view)
+        found: list[_Candidate] = []
+        ranks: dict[tuple[str, ...], int] | None = None
+        for group_views in by_group.values():
+            group = group_views[0].plan.group
+            assert group is not None
             # Texts are clean Unicode (see limits.clean_text): encoding cannot fail.
-            joined = ["\n".join(entry.texts) for entry in entries]
-            group_hits = patterns.scan("\n".join(joined))
-            for entry, entry_text in zip(entries, joined, strict=True):
-                if time.perf_counter() > deadline:
-                    raise _Deadline
-                lane = entry.lane
-                # Single-line ASCII throughout: triggers speak for every value of the lane.
-                newlines = entry_text.count("\n")
-                entry.plain = entry_text.isascii() and newlines == len(entry.texts) - 1
-                # Triggers are taken at group level: a detector's own fast path costs less
-                # than another scan. Rule patterns that hit are narrowed to the lane.
-                entry.triggered = group_hits.intersection(lane.triggers.values())
-                relevant = group_hits.intersection(lane.pattern_refs.keys())
-                if relevant and len(entries) > 1:
-                    relevant &= patterns.scan(entry_text)
-                if not relevant:
-                    continue
-                for (key_path, raw), text in zip(entry.items, entry.texts, strict=True):
-                    for index in patterns.matches(text, relevant):
-                        if index in relevant:
-                            self._record_pattern(lane, index, entry.address, key_path, raw, text,
-                                                 bypass, excluded)
-
-    def _run_value_ops(
-        self, work: list[_Work], bypass: set[int],
-        excluded: dict[int, list[tuple[str, KeyPath]]], deadline: float,
-    ) -> None:
-        done, matches = self._fired, self._matches
-        for entry in work:
-            if not entry.lane.op_groups:
-                continue
+            data = "\n".join(view.scanned for view in group_views).encode()
+            hits = group.patterns.locate(data)
             if time.perf_counter() > deadline:
                 raise _Deadline
-            triggered = entry.triggered
-            for operator, trigger, key_path, refs, sized in entry.lane.op_groups:
-                if done or bypass or matches:
-                    refs = [
-                        ref for ref in refs
-                        if ref.rule not in done and ref.rule not in bypass
-                        and (ref.rule, ref.condition) not in matches
-                    ]
-                    if not refs:
-                        continue
-                # Values its trigger did not match cannot interest the operator; triggers
-                # speak for single-line ASCII values, the others always go to the operator.
-                skip_plain = (
-                    trigger is not None and triggered is not None and trigger not in triggered
-                )
-                if skip_plain and entry.plain:
-                    continue
-                self._evaluate(entry, operator, refs, entry.under(key_path), skip_plain,
-                               sized or bool(excluded), excluded)
+            if not hits:
+                continue
+            if ranks is None:
+                ranks = _chain_ranks(views)
+            keyed = group.keyed.intersection(hits)
+            if keyed:
+                found += _keyed_candidates(views, group_views, keyed, ranks)
+                hits = {pattern: offset for pattern, offset in hits.items() if pattern not in keyed}
+            if hits:
+                lines = group.patterns.lines_to_check(data, hits)
+                found += _candidates(views, group_views, lines, ranks)
+        if found:
+            found.sort(key=lambda entry: (entry[0], entry[1]))
+            self._record_patterns(found, bypass, excluded, deadline)
 
-    def _evaluate(
-        self, entry: _Work, operator: ValueOperator, refs: list[ConditionRef],
-        indexes: Iterable[int], skip_plain: bool, filtered: bool,
-        excluded: dict[int, list[tuple[str, KeyPath]]],
+    def _record_patterns(
+        self, found: list[_Candidate], bypass: Set[int], excluded: Excluded, deadline: float
     ) -> None:
-        """Run one value operator over some values of a lane until all `refs` matched."""
-        matches, address, texts = self._matches, entry.address, entry.texts
-        for index in indexes:
-            text = texts[index]
-            if skip_plain and text.isascii() and "\n" not in text:
-                continue
-            key_path, raw = entry.items[index]
-            waiting = refs if not filtered else [
-                ref for ref in refs
-                if len(text) >= ref.min_length
-                and not self._is_excluded(excluded, ref.rule, address, key_path)
-            ]
-            if not waiting:
-                continue
-            try:
-                highlight = operator.match(text)
-            except Exception as exc:  # fail open: a detector bug must not break the request
-                self._ruleset.report_operator_error(operator.name, exc)
-                continue
-            if highlight is None:
-                continue
-            for ref in waiting:
-                matches[(ref.rule, ref.condition)] = _Match(
-                    operator.name, operator.operator_value, address, key_path, raw, highlight
-                )
-            refs = [ref for ref in refs if ref not in waiting]
-            if not refs:
-                return
+        """Confirm each candidate value alone, in recording order (see `_candidates`)."""
+        by_text: dict[str, set[int]] = {}  # per run, not across runs: Hyperscan's answers
+        for _, index, view, lane, text, relevant in found:
+            if time.perf_counter() > deadline:
+                raise _Deadline
+            group = view.plan.group
+            assert group is not None
+            patterns = group.patterns
+            candidates = by_text.get(text)
+            if candidates is None:
+                candidates = by_text[text] = patterns.candidates(text)
+            for pattern in relevant:
+                if patterns.confirms(pattern, text, candidates):
+                    self._record_pattern(
+                        lane, patterns, pattern, view.path(lane.variant, index),
+                        view.raw(lane.variant, index), text, bypass, excluded,
+                    )
 
     def _record_pattern(
-        self, lane: Lane, index: int, address: str, key_path: KeyPath, raw: str, text: str,
-        bypass: set[int], excluded: dict[int, list[tuple[str, KeyPath]]],
+        self, lane: Lane, patterns: PatternSet, index: int, key_path: KeyPath, raw: str,
+        text: str, bypass: Set[int], excluded: Excluded,
     ) -> None:
         matches = self._matches
         rules = self._ruleset.rules
@@ -338,27 +316,153 @@ class WafContext:
                 ref.rule in self._fired or ref.rule in bypass or slot in matches
                 or len(text) < ref.min_length
                 or key_path[: len(ref.key_path)] != ref.key_path
-                or self._is_excluded(excluded, ref.rule, address, key_path)
+                or self._is_excluded(excluded, ref.rule, lane.address, key_path)
             ):
                 continue
             operator = rules[ref.rule].conditions[ref.condition].operator
             assert isinstance(operator, PatternOperator)
-            assert lane.patterns is not None
             matches[slot] = _Match(
-                operator.name, operator.operator_value, address, key_path, raw,
-                lane.patterns.highlight(index, text),
+                operator.name, operator.operator_value, lane.address, key_path, raw,
+                patterns.highlight(index, text),
             )
 
     @staticmethod
-    def _is_excluded(
-        excluded: dict[int, list[tuple[str, KeyPath]]], rule: int, address: str, key_path: KeyPath
-    ) -> bool:
+    def _is_excluded(excluded: Excluded, rule: int, address: str, key_path: KeyPath) -> bool:
         if not excluded:
             return False
         return any(
             address == ex_address and key_path[: len(ex_path)] == ex_path
             for ex_address, ex_path in excluded.get(rule, ())
         )
+
+    # ------------------------------------------------------------ value operators
+
+    def _run_value_ops(
+        self, views: list[AddressView], bypass: Set[int], excluded: Excluded, deadline: float
+    ) -> None:
+        """Operator groups in plan order (view, lane, group, then value): those without a
+        trigger on every value under their key path, detectors on the values their trigger
+        reported (see `_reported`)."""
+        reported = self._reported(views)
+        done, matches, clock = self._fired, self._matches, time.perf_counter
+        for view, found in zip(views, reported, strict=True):
+            plan = view.plan
+            lanes = plan.op_lanes
+            order = plan.untriggered if found is None else sorted((*plan.untriggered, *found))
+            for lane_position, group_position in order:
+                lane = lanes[lane_position]
+                operator, trigger, key_path, refs, sized = lane.op_groups[group_position]
+                if trigger is None:
+                    indexes: Sequence[int] = view.under(lane.variant, key_path)
+                    if not indexes:
+                        continue
+                else:
+                    assert found is not None
+                    indexes = sorted(found[(lane_position, group_position)])
+                if clock() > deadline:
+                    raise _Deadline
+                if done or bypass or matches:
+                    refs = [
+                        ref for ref in refs
+                        if ref.rule not in done and ref.rule not in bypass
+                        and (ref.rule, ref.condition) not in matches
+                    ]
+                    if not refs:
+                        continue
+                self._evaluate(view, lane, operator, refs, indexes, sized or bool(excluded),
+                               excluded)
+
+    def _reported(self, views: list[AddressView]) -> list[dict[tuple[int, int], set[int]] | None]:
+        """Per view, the detector groups (lane position, group position) to run and on which
+        values: those their trigger reported, found by one line-scanner call over the lists
+        of texts they read, and those it cannot speak for (not single-line ASCII)."""
+        reported: list[dict[tuple[int, int], set[int]] | None] = [None] * len(views)
+        blocks: list[_Block] = []
+        for position, view in enumerate(views):
+            plan = view.plan
+            if not plan.triggered:
+                continue
+            if not view.extras:  # no chain changed a text: detectors read raw lists
+                for keys_only, users in plan.trigger_users:
+                    texts = view.raws[keys_only]
+                    if texts:
+                        blocks.append(
+                            _Block(position, texts, view.raw_joined[keys_only], users)
+                        )
+                continue
+            own: dict[int, _Block] = {}  # by id of the list of texts
+            for variant, by_trigger in plan.triggered.items():
+                texts = view.texts[variant]
+                block = own.get(id(texts))
+                if block is not None:
+                    assert isinstance(block.users, list)
+                    block.users.append(by_trigger)
+                elif texts:
+                    block = own[id(texts)] = _Block(
+                        position, texts, "\n".join(texts), [by_trigger]
+                    )
+                    blocks.append(block)
+        starts: list[int] = []
+        offset = 0
+        for block in blocks:
+            for index in block.always:
+                for by_trigger in block.users:
+                    for groups in by_trigger.values():
+                        _add(reported, block.position, groups, index)
+            if block.text is not None:
+                block.start = offset
+                starts.append(offset)
+                offset += len(block.text) + 1
+        scanner = self._plan.triggers
+        if starts and scanner is not None:
+            scanned = [block for block in blocks if block.text is not None]
+            data = "\n".join([block.text or "" for block in scanned]).encode()
+            for trigger, end in scanner.lines(data):
+                block = scanned[bisect_right(starts, end) - 1]
+                index = block.owner(end)
+                for by_trigger in block.users:
+                    reached = by_trigger.get(trigger)
+                    if reached is not None:
+                        _add(reported, block.position, reached, index)
+        return reported
+
+    def _evaluate(
+        self, view: AddressView, lane: Lane, operator: ValueOperator, refs: list[ConditionRef],
+        indexes: Iterable[int], filtered: bool, excluded: Excluded,
+    ) -> None:
+        """Run one value operator over some values of a lane until all `refs` matched."""
+        matches, address = self._matches, lane.address
+        kind = view.plan.kinds[lane.variant]
+        texts, paths, raws = view.texts[lane.variant], view.paths[kind], view.raws[kind]
+        for index in indexes:
+            text = texts[index]
+            if filtered:
+                key_path = paths[index]
+                waiting = [
+                    ref for ref in refs
+                    if len(text) >= ref.min_length
+                    and not self._is_excluded(excluded, ref.rule, address, key_path)
+                ]
+                if not waiting:
+                    continue
+            else:
+                waiting = refs
+            try:
+                highlight = operator.match(text)
+            except Exception as exc:  # fail open: a detector bug must not break the request
+                self._ruleset.report_operator_error(operator.name, exc)
+                continue
+            if highlight is None:
+                continue
+            key_path = paths[index]
+            for ref in waiting:
+                matches[(ref.rule, ref.condition)] = _Match(
+                    operator.name, operator.operator_value, address, key_path, raws[index],
+                    highlight,
+                )
+            refs = [ref for ref in refs if ref not in waiting]
+            if not refs:
+                return
 
     # ------------------------------------------------------------ firing
 
@@ -369,7 +473,7 @@ class WafContext:
         if slot in self._matches:
             return True
         if isinstance(operator, Exists):
-            if not self._condition_holds(condition):
+            if self._exists(condition) == operator.negated:
                 return False
             target = condition.targets[0]
             self._matches[slot] = _Match(operator.name, "", target.address, target.key_path, "", "")
@@ -385,33 +489,51 @@ class WafContext:
         return False
 
     def _fire(
-        self, result: WafResult, addresses: Mapping[str, object], bypass: set[int],
-        monitor: set[int],
+        self, result: WafResult, addresses: Mapping[str, object], bypass: Set[int],
+        monitor: Set[int],
     ) -> None:
         ruleset = self._ruleset
         # Only rules that gained a match now, or that look at whole addresses, can fire now.
         candidates = {rule for rule, _ in self._matches}
-        candidates.update(ruleset.always_check)
+        candidates |= ruleset.always_check
+        check, gates, store = ruleset.check_on_address, ruleset.presence_gates, self._store
+        closed = []
         for address in addresses:
-            candidates.update(ruleset.check_on_address.get(address, ()))
+            rules = check.get(address)
+            if rules:
+                candidates |= rules
+                gate = gates.get(address)
+                if gate is not None:
+                    value = store[address]
+                    if type(value) is dict and gate[0].isdisjoint(value):
+                        closed.append(gate[1])
+        for pairs in closed:  # rules whose `exists` on the address cannot hold now
+            matches = self._matches
+            candidates.difference_update(
+                rule for rule, condition in pairs if (rule, condition) not in matches
+            )
         candidates -= self._fired
         candidates -= bypass
         for rule_index in sorted(candidates, key=ruleset.position.__getitem__):
-            rule: Rule = ruleset.rules[rule_index]
-            # Matches recorded by the scans first: whole-address checks cost more.
-            if any(
-                (rule_index, i) not in self._matches
-                for i in ruleset.value_conditions[rule_index]
-            ) or not all(
-                self._address_condition(rule_index, i, rule.conditions[i])
-                for i in ruleset.address_conditions[rule_index]
-            ):
+            if not self._conditions_hold(rule_index):
                 continue
             self._fired.add(rule_index)
             on_match = ruleset.on_match[rule_index]
-            result.events.append(self._event(rule, on_match))
+            result.events.append(self._event(ruleset.rules[rule_index], on_match))
             if rule_index not in monitor:
                 self._collect_actions(result, on_match)
+
+    def _conditions_hold(self, rule_index: int) -> bool:
+        """Matches recorded by the scans first: whole-address checks cost more."""
+        ruleset, matches = self._ruleset, self._matches
+        for index in ruleset.value_conditions[rule_index]:
+            if (rule_index, index) not in matches:
+                return False
+        conditions = ruleset.rules[rule_index].conditions
+        for index in ruleset.address_conditions[rule_index]:
+            if not self._address_condition(rule_index, index, conditions[index]):
+                return False
+        return True
 
     def _event(self, rule: Rule, on_match: tuple[str, ...]) -> dict[str, Any]:
         rule_index = self._ruleset.index[rule.id]
@@ -435,3 +557,78 @@ class WafContext:
             if action.type in _BLOCKING and result.blocking:
                 continue  # the first blocking action wins
             result.actions.setdefault(action.type, dict(action.parameters))
+
+
+def _add(
+    reported: list[dict[tuple[int, int], set[int]] | None], position: int,
+    groups: list[tuple[int, int]], index: int,
+) -> None:
+    found = reported[position]
+    if found is None:
+        found = reported[position] = {}
+    for group in groups:
+        chosen = found.get(group)
+        if chosen is None:
+            found[group] = {index}
+        else:
+            chosen.add(index)
+
+
+def _candidates(
+    views: list[AddressView], group: list[AddressView], lines: dict[int, set[int]],
+    ranks: dict[tuple[str, ...], int],
+) -> list[_Candidate]:
+    """(recording order, value index, view, lane, text, patterns) for each lane that reads a
+    candidate line of the group's scan as it is and has some of its patterns.
+
+    When a condition matches several values, the first recorded is reported: lanes go chain
+    by chain, in the order the run first meets each chain (see `_chain_ranks`), then in the
+    order of the run's addresses and their lanes; values in order within a lane."""
+    firsts = list(accumulate((view.line_count() for view in group[:-1]), initial=0))
+    found = []
+    for line, patterns in lines.items():
+        number = bisect_right(firsts, line) - 1
+        view = group[number]
+        owner = view.owner(line - firsts[number])
+        text = view.text_of(owner)
+        place = views.index(view)
+        for position, lane in enumerate(view.plan.lanes):
+            relevant = patterns & lane.pattern_ids
+            if relevant and view.shows(lane.variant, owner):
+                found.append(
+                    ((ranks[lane.transformers], place, position), owner[1], view, lane, text,
+                     relevant)
+                )
+    return found
+
+
+def _keyed_candidates(
+    views: list[AddressView], group: list[AddressView], keyed: Set[int],
+    ranks: dict[tuple[str, ...], int],
+) -> list[_Candidate]:
+    """As `_candidates`, for patterns that only conditions on key paths read: the values
+    under those paths, looked up directly (a pattern like `.*` hits every line)."""
+    found = []
+    for view in group:
+        place = views.index(view)
+        for position, lane in enumerate(view.plan.lanes):
+            texts = view.texts[lane.variant]
+            if not texts:
+                continue
+            for pattern in keyed & lane.pattern_ids:
+                for key_path in lane.pattern_paths[pattern]:
+                    for index in view.under(lane.variant, key_path):
+                        found.append(
+                            ((ranks[lane.transformers], place, position), index, view, lane,
+                             texts[index], {pattern})
+                        )
+    return found
+
+
+def _chain_ranks(views: list[AddressView]) -> dict[tuple[str, ...], int]:
+    """Transformer chains in the order the run first meets them among lanes that have
+    patterns or detector triggers and values to read."""
+    met = dict.fromkeys(chain.from_iterable(
+        view.plan.chain_sequence[bool(view.raws[0]) + 2 * bool(view.raws[1])] for view in views
+    ))
+    return {transformers: rank for rank, transformers in enumerate(met)}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import cast, overload
 
 KeyPath = tuple[str | int, ...]
 
@@ -169,6 +171,146 @@ def _flat_mapping(
         else:
             return None
     return found
+
+
+class FlatPaths(Sequence[KeyPath]):
+    """The key paths of a flat mapping's entries, `(key, *tail)` each, made only when asked
+    for: most runs never need a path. `tail` is `(0,)` for {name: [text]} mappings."""
+
+    __slots__ = ("keys", "tail")
+
+    def __init__(self, keys: list[str], tail: KeyPath = ()) -> None:
+        self.keys = keys
+        self.tail = tail
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> KeyPath: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KeyPath]: ...
+    def __getitem__(self, index: int | slice) -> KeyPath | Sequence[KeyPath]:
+        if isinstance(index, slice):
+            return [(key, *self.tail) for key in self.keys[index]]
+        return (self.keys[index], *self.tail)
+
+    def under(self, key_path: KeyPath) -> list[int]:
+        """Indexes of the entries at or below `key_path` (keys are unique)."""
+        if not key_path:
+            return list(range(len(self.keys)))
+        name = key_path[0]
+        if name not in self.keys or (name, *self.tail)[: len(key_path)] != key_path:
+            return []
+        return [self.keys.index(name)]
+
+
+# What `value_texts` finds under an address: (key paths, texts, the texts joined by newlines,
+# the mapping's names when it is a flat mapping of texts (then they are all of `keys_of`), the
+# names joined by newlines).
+Texts = tuple[Sequence[KeyPath], list[str], str, "list[str] | None", str]
+
+
+def value_texts(value: object, limits: Limits) -> Texts:
+    """`walk_values` as lists, with the common shapes taken without a tuple per value: a
+    scalar text (method, URI), {name: text} (headers), {name: [texts]} (query)."""
+    max_length = limits.max_string_length
+    if type(value) is str:
+        if value.isascii() and len(value) <= max_length:
+            return [()], [value], value, None, ""
+    elif type(value) is dict and len(value) <= limits.max_container_size and (
+        limits.max_container_depth > 2
+    ):
+        names = _ascii_names(value, max_length)
+        if names is not None:
+            flat = _flat_texts(value, names, max_length)
+            if flat is not None:
+                return (*flat, names, "\n".join(names))
+    items = walk_values(value, limits)
+    texts = [text for _, text in items]
+    return [path for path, _ in items], texts, "\n".join(texts), None, ""
+
+
+def _flat_texts(
+    value: dict[object, object], names: list[str], max_length: int
+) -> tuple[Sequence[KeyPath], list[str], str] | None:
+    """{name: text} and {name: [text]} by whole-list operations, other {name: [texts]} by
+    `_flat_lists`; None for anything else."""
+    items = list(value.values())
+    tail: KeyPath = ()
+    if items and type(items[0]) is list:
+        # {name: [text]}, one text per name: query strings, forms and cookies, mostly.
+        lists: list[list[object]] = items  # type: ignore[assignment]  # all lists, just seen
+        if set(map(type, items)) != {list} or set(map(len, lists)) != {1}:
+            return _flat_lists(value, max_length)
+        items = list(map(itemgetter(0), lists))
+        tail = (0,)
+    try:
+        joined = "\n".join(items)  # type: ignore[arg-type]
+    except TypeError:  # not all texts
+        return None if tail else _flat_lists(value, max_length)
+    texts: list[str] = items  # type: ignore[assignment]  # all texts: join accepted them
+    if joined.isascii() and (len(joined) <= max_length or max(map(len, texts)) <= max_length):
+        return FlatPaths(names, tail), texts, joined
+    return None
+
+
+def _ascii_names(value: dict[object, object], max_length: int) -> list[str] | None:
+    """The keys of `value` when all are ASCII texts within the length limit."""
+    names = list(value)
+    try:
+        joined = "".join(names)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    strings: list[str] = names  # type: ignore[assignment]  # all texts: join accepted them
+    if joined.isascii() and (len(joined) <= max_length or max(map(len, strings)) <= max_length):
+        return strings
+    return None
+
+
+def _flat_lists(
+    value: dict[object, object], max_length: int
+) -> tuple[list[KeyPath], list[str], str] | None:
+    """{name: [texts]}, the shape of query strings, forms and cookies, in one loop."""
+    paths: list[KeyPath] = []
+    texts: list[str] = []
+    for key, item in value.items():
+        name = cast(str, key)
+        if type(item) is list and len(item) == 1:  # one value per name, the usual case
+            element = item[0]
+            if type(element) is not str or not element.isascii() or len(element) > max_length:
+                return None
+            paths.append((name, 0))
+            texts.append(element)
+        elif type(item) is str:
+            if not item.isascii() or len(item) > max_length:
+                return None
+            paths.append((name,))
+            texts.append(item)
+        elif type(item) is list and len(item) <= 8:
+            for index, element in enumerate(item):
+                if type(element) is not str or not element.isascii() or len(element) > max_length:
+                    return None
+                paths.append((name, index))
+                texts.append(element)
+        else:
+            return None
+    return paths, texts, "\n".join(texts)
+
+
+def key_texts(value: object, limits: Limits) -> tuple[Sequence[KeyPath], list[str]]:
+    """`keys_of` as (key paths, keys), flat mappings of texts without a tuple per key."""
+    if type(value) is dict and len(value) <= limits.max_container_size and (
+        limits.max_container_depth > 2
+    ):
+        names = _ascii_names(value, limits.max_string_length)
+        if names is not None and all(
+            type(item) is str or (type(item) is list and all(type(e) is str for e in item))
+            for item in value.values()
+        ):
+            return FlatPaths(names), names
+    items = keys_of(value, limits)
+    return [path for path, _ in items], [text for _, text in items]
 
 
 def keys_of(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:

@@ -197,9 +197,13 @@ class Detector(ValueOperator):
     """A tokenizer-backed detector from `bastion.detect` (is_sqli, is_xss, ...).
 
     A detector module may declare `TRIGGER`, a regular expression that matches every
-    single-line ASCII value the detector can flag. The engine adds it to the shared Hyperscan
-    scan and calls the detector only for lanes whose values the trigger matched (or that hold
-    values that are not single-line ASCII), which spares most Python calls on benign values.
+    single-line ASCII value the detector can flag, and `TRIGGER_LINE`, the same test in the
+    form the engine scans: compiled multi-line, it runs from a trigger hit to the end of the
+    line holding it, so that over many values joined by newlines it reports each matching
+    value once (without `TRIGGER_LINE` the engine appends `[^\n]*$` to `TRIGGER`). The engine
+    calls the detector only on the values whose line the trigger reported, and on values that
+    are not single-line ASCII, which spares most Python calls on benign values. `trigger` is
+    the line form.
     """
 
     def __init__(
@@ -232,8 +236,11 @@ def _detector(name: str) -> Detector:
         function: Callable[[str], str | None] = getattr(module, name)
     except (ImportError, AttributeError) as exc:
         raise OperatorError(f"detector {name!r} is unavailable: {exc}") from exc
+    line = getattr(module, "TRIGGER_LINE", None)
     trigger = getattr(module, "TRIGGER", None)
-    pattern = Pattern(trigger, case_sensitive=False) if trigger else None
+    if line is None and trigger:
+        line = f"(?:{trigger})[^\\n]*$"
+    pattern = Pattern(line, case_sensitive=False) if line else None
     return Detector(name, function, pattern)
 
 

@@ -1,10 +1,11 @@
 """Linear-time multi-pattern matching: Hyperscan first, RE2 where Hyperscan cannot.
 
-Every rule pattern that targets the same transformed value is compiled into one Hyperscan
-database, so one scan of a value serves all rules at once. A pattern Hyperscan can only
-approximate is compiled in prefilter mode and confirmed with RE2 on a hit; a pattern Hyperscan
-rejects runs on RE2 alone. Both engines are automata without backtracking, so no pattern can be
-turned into a ReDoS, and Python's `re` never sees a rule pattern.
+The rule patterns of a scan group (addresses that read nearly the same patterns, see plan.py)
+are compiled into one Hyperscan database, so one scan of many values serves all rules at once.
+A pattern Hyperscan can only approximate is compiled in prefilter mode and confirmed with RE2
+on a hit; a pattern Hyperscan rejects runs on RE2 alone. Both engines are automata without
+backtracking, so no pattern can be turned into a ReDoS, and Python's `re` never sees a rule
+pattern. Detector triggers run in a `LineScanner`, which reports lines rather than patterns.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import os
 import platform
 import tempfile
 import threading
+from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, count
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,15 @@ class Re2Program:
             return None
         return data[start:end].decode("utf-8", "replace")
 
+    def start_in(self, data: bytes, position: int) -> int | None:
+        """Where the leftmost match in `data` from `position` on starts, or None; what comes
+        before `position` counts as context (for anchors and word boundaries)."""
+        if self._regexp is None:
+            found = self._compiled.search(data[position:].decode("utf-8", "replace"))
+            return None if found is None else position  # no offsets: the earliest possible
+        start, _ = self._regexp.Match(_UNANCHORED, data, position, len(data))[0]
+        return None if start < 0 else int(start)
+
 
 _UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 
@@ -85,6 +98,16 @@ def compile_re2(pattern: Pattern) -> Re2Program:
 
 def _collect(index: int, start: int, end: int, flags: int, hits: set[int]) -> None:
     hits.add(index)
+
+
+def _collect_first(index: int, start: int, end: int, flags: int, hits: dict[int, int]) -> None:
+    hits.setdefault(index, end)
+
+
+def _collect_ends(
+    index: int, start: int, end: int, flags: int, found: list[tuple[int, int]]
+) -> None:
+    found.append((index, end))
 
 
 def _hs_flags(pattern: Pattern) -> int:
@@ -136,9 +159,12 @@ def _hs_rejected(expressions: Sequence[tuple[int, bytes, int]]) -> set[int]:
 Expressions = Sequence[tuple[int, bytes, int]]
 
 
-def _compile_with_fallbacks(plain: Expressions) -> tuple[Any, set[int], set[int]]:
+def _compile_with_fallbacks(
+    plain: Expressions, prefilter: bool = True
+) -> tuple[Any, set[int], set[int]]:
     """(database, prefiltered ids, rejected ids): what Hyperscan refuses is retried in
-    prefilter mode (then confirmed with RE2), and what it still refuses is left to RE2."""
+    prefilter mode (then confirmed with RE2) when `prefilter` allows, and what it still
+    refuses is left to RE2."""
     if not plain:
         return None, set(), set()
     try:
@@ -147,21 +173,22 @@ def _compile_with_fallbacks(plain: Expressions) -> tuple[Any, set[int], set[int]
         rejected = _hs_rejected(plain)
     prefiltered = {
         e[0] for e in plain
-        if e[0] in rejected and not _hs_rejected([(e[0], e[1], e[2] | _PREFILTER)])
+        if prefilter and e[0] in rejected
+        and not _hs_rejected([(e[0], e[1], e[2] | _PREFILTER)])
     }
     expressions = [e for e in plain if e[0] not in rejected]
     expressions += [(e[0], e[1], e[2] | _PREFILTER) for e in plain if e[0] in prefiltered]
     return (_hs_compile(expressions) if expressions else None), prefiltered, rejected
 
 
-def _database_for(plain: Expressions) -> tuple[Any, set[int], set[int]]:
+def _database_for(plain: Expressions, prefilter: bool = True) -> tuple[Any, set[int], set[int]]:
     """Compiled databases are kept on disk: compiling a large rule set takes seconds, loading
     it takes milliseconds."""
-    key = _cache_key(plain)
+    key = _cache_key(plain, "" if prefilter else "exact|")
     cached = _cache_load(key)
     if cached is not None:
         return cached
-    built = _compile_with_fallbacks(plain)
+    built = _compile_with_fallbacks(plain, prefilter)
     _cache_store(key, *built)
     return built
 
@@ -185,10 +212,10 @@ def cache_directory() -> Path | None:
     return Path(base) / "bastion" / "patterns"
 
 
-def _cache_key(plain: Expressions) -> str:
+def _cache_key(plain: Expressions, kind: str = "") -> str:
     digest = hashlib.sha256()
     version = getattr(hyperscan, "__version__", "?")
-    digest.update(f"{version}|{platform.machine()}|".encode())
+    digest.update(f"{version}|{platform.machine()}|{kind}".encode())
     for index, regex, flags in plain:
         digest.update(f"{index}:{flags}:{len(regex)}:".encode() + regex)
     return digest.hexdigest()
@@ -254,11 +281,14 @@ class PatternSet:
     _hyperscan_ids: set[int] = field(init=False, repr=False)
     _re2_joined: list[tuple[int, Re2Program]] = field(init=False, repr=False)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
+    _prototype: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self._programs = [compile_re2(p) for p in self.patterns]
         plain = [(i, _hs_expression(p.regex), _hs_flags(p)) for i, p in enumerate(self.patterns)]
         self._database, prefiltered, rejected = _database_for(plain)
+        if self._database is not None:
+            self._prototype = hyperscan.Scratch(self._database)
         # Hits that RE2 must confirm: approximations, and anchors, which the database reads in
         # multi-line mode so that one scan of joined values finds every value's anchors.
         anchored = {i for i, p in enumerate(self.patterns) if "^" in p.regex or "$" in p.regex}
@@ -278,15 +308,14 @@ class PatternSet:
         """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+            scratch = self._local.scratch = _clone_scratch(self, self._database)
         return scratch
 
-    def _hyperscan_hits(self, text: str) -> set[int]:
+    def _hyperscan_hits(self, data: bytes) -> set[int]:
         hits: set[int] = set()
         if self._database is not None:
             self._database.scan(
-                text.encode(), match_event_handler=_collect, context=hits,
-                scratch=self._scratch(),
+                data, match_event_handler=_collect, context=hits, scratch=self._scratch()
             )
         return hits
 
@@ -294,11 +323,73 @@ class PatternSet:
         """The patterns with a match somewhere in `text`, usually many values joined by
         newlines: an absent pattern matches none of them, a present one may, to be checked
         value by value with `matches`."""
-        hits = self._hyperscan_hits(text)
+        hits = self._hyperscan_hits(text.encode())
         for index, program in self._re2_joined:
             if program.search(text) is not None:
                 hits.add(index)
         return hits
+
+    def locate(self, data: bytes, start: int = 0) -> dict[int, int]:
+        """For each pattern with a match in `data` (many values joined by newlines, encoded)
+        from offset `start` on, an offset no match that lies within one value ends before:
+        where its first reported match ends (Hyperscan; see the engine for an end-of-line
+        anchor, reported one byte late) or where its leftmost match starts (RE2). Values
+        wholly before that offset need no look for that pattern."""
+        hits: dict[int, int] = {}
+        if self._database is not None:
+            self._database.scan(
+                data[start:] if start else data, match_event_handler=_collect_first,
+                context=hits, scratch=self._scratch(),
+            )
+            if start:
+                hits = {index: end + start for index, end in hits.items()}
+        for index, program in self._re2_joined:
+            found = program.start_in(data, start)
+            if found is not None:
+                hits[index] = found
+        return hits
+
+    def lines_to_check(self, data: bytes, hits: dict[int, int]) -> dict[int, set[int]]:
+        """The lines of `data` (values joined by newlines, encoded) that each pattern of
+        `hits` (from `locate(data)`) may match alone, by line number. No line before where a
+        pattern's earliest match lies can hold one; the lines after are scanned again from
+        past the lowest line found, a few rounds, then all taken."""
+        starts = line_starts(data)
+        lines: dict[int, set[int]] = {}
+        frontier: dict[int, int] = {}
+        pending = hits
+        for _ in range(_NARROWING_ROUNDS):
+            for pattern, offset in pending.items():
+                # An end-of-line anchor is seen with the newline after it: a match that ends
+                # there may be reported one byte late, after a longer one.
+                line = bisect_right(starts, max(offset - 1, 0)) - 1
+                if line > frontier.get(pattern, -1):
+                    frontier[pattern] = line
+                    lines.setdefault(line, set()).add(pattern)
+            following = min(frontier[pattern] for pattern in pending) + 1
+            if following >= len(starts):
+                return lines
+            found = self.locate(data, starts[following])
+            pending = {pattern: offset for pattern, offset in found.items() if pattern in frontier}
+            if not pending:
+                return lines
+        for pattern in pending:
+            for line in range(frontier[pattern] + 1, len(starts)):
+                lines.setdefault(line, set()).add(pattern)
+        return lines
+
+    def candidates(self, text: str) -> set[int]:
+        """Hyperscan's answer for `text` alone, before confirmation: a superset of the
+        patterns `matches` reports, except those only RE2 runs (see `confirms`)."""
+        return self._hyperscan_hits(text.encode())
+
+    def confirms(self, index: int, text: str, candidates: Collection[int]) -> bool:
+        """Whether pattern `index` matches `text` alone, given `candidates(text)`."""
+        if index in self._re2_ids:  # RE2 alone runs it
+            return self._programs[index].search(text) is not None
+        if index not in candidates:
+            return False
+        return index not in self._confirm or self._programs[index].search(text) is not None
 
     def matches(self, text: str, candidates: Collection[int] | None = None) -> list[int]:
         """Indexes of the patterns that match `text` alone, among `candidates` (all when
@@ -307,7 +398,7 @@ class PatternSet:
         if self._database is not None and (
             candidates is None or not self._hyperscan_ids.isdisjoint(candidates)
         ):
-            for index in self._hyperscan_hits(text):
+            for index in self._hyperscan_hits(text.encode()):
                 if index in self._confirm and self._programs[index].search(text) is None:
                     continue
                 found.append(index)
@@ -322,3 +413,58 @@ class PatternSet:
         """The part of `text` that pattern `index` matched, for the event report."""
         found = self._programs[index].search(text)
         return found if found is not None else text
+
+
+# Rounds of looking again past the lines found so far before `lines_to_check` settles for
+# "every later line": each round costs a scan, each line a scan of its value alone.
+_NARROWING_ROUNDS = 4
+
+
+def line_starts(data: bytes) -> list[int]:
+    """Offsets where the lines of `data` start."""
+    return list(map(add, accumulate(map(len, data.split(b"\n")), initial=0), count()))[:-1]
+
+
+class LineScanner:
+    """Patterns that report lines: scanned over newline-joined values, each pattern reports
+    every line it matched once, at the line's end. Detector triggers take this form, so one
+    scan tells which values each detector needs to see.
+
+    Each pattern must end at the end of a line (`$`, multi-line) and is compiled as it is:
+    nothing is approximated, and a pattern Hyperscan refuses is left out (`usable`).
+    """
+
+    def __init__(self, patterns: Sequence[Pattern]) -> None:
+        self.patterns = tuple(patterns)
+        plain = [
+            (i, _hs_expression(p.regex), _hs_flags(p) & ~hyperscan.HS_FLAG_SINGLEMATCH
+             & ~hyperscan.HS_FLAG_ALLOWEMPTY)
+            for i, p in enumerate(self.patterns)
+        ]
+        self._database, _, rejected = _database_for(plain, prefilter=False)
+        self.usable = frozenset(range(len(self.patterns))) - rejected
+        self._local = threading.local()
+        self._prototype: Any = None
+        if self._database is not None:
+            self._prototype = hyperscan.Scratch(self._database)
+
+    def lines(self, data: bytes) -> list[tuple[int, int]]:
+        """(pattern index, end offset of the line) for each line of `data` a pattern matched."""
+        found: list[tuple[int, int]] = []
+        if self._database is None:
+            return found
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = _clone_scratch(self, self._database)
+        self._database.scan(data, match_event_handler=_collect_ends, context=found,
+                            scratch=scratch)
+        return found
+
+
+def _clone_scratch(owner: PatternSet | LineScanner, database: Any) -> Any:
+    """A new thread's scratch space, cloned from the one made with the database: making
+    scratch for a large database takes about a millisecond, cloning it some microseconds,
+    and this runs on the first request each thread serves."""
+    if owner._prototype is None:
+        owner._prototype = hyperscan.Scratch(database)
+    return owner._prototype.clone()

@@ -1,22 +1,36 @@
-"""The evaluation plan: rules regrouped by the values they inspect.
+"""The evaluation plan: rules regrouped by the values they inspect, once per Ruleset.
 
 Rules are written one by one, but they mostly look at the same few addresses through the same
-few transformer chains. The plan inverts them: for each (address, transformer chain, keys or
-values) it keeps one lane holding the compiled pattern set its chain shares with other lanes,
-which rule conditions each pattern decides, and the value operators (each once, grouped by
-key path, with its detector trigger). At run time each value is transformed once per lane and
-the values are scanned together, however many rules read them.
+few transformer chains. The plan inverts them:
+- a *lane* per (address, transformer chain, keys or values) knows which rule conditions each
+  pattern decides, and runs each value operator once, grouped by key path;
+- an *address plan* per address knows its lanes and the distinct ways they read the address
+  (its *variants*: keys or values, through one chain), so a run walks an address once per kind
+  and transforms each value once per chain, and most often not at all (see
+  transformers.Chain);
+- addresses whose rule patterns are nearly the same share a *scan group*, one compiled pattern
+  set that a run scans their values with in one call; an address with patterns of its own
+  (headers) gets its own set, so its bytes meet only the patterns that concern them;
+- detector triggers share one line scanner, which tells each detector the values it needs to
+  see (see operators.Detector).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import ne
 
-from bastion.waf.document import KeyPath, Rule
+from bastion.waf.document import KeyPath, Rule, Target
+from bastion.waf.limits import FlatPaths, Limits, key_texts, resolve_key_path, value_texts
 from bastion.waf.operators import PatternOperator, ValueOperator
-from bastion.waf.patterns import Pattern, PatternSet
-from bastion.waf.transformers import Transformer, make_chain
+from bastion.waf.patterns import LineScanner, Pattern, PatternSet
+from bastion.waf.transformers import TRANSFORMERS, Chain, Transformer, make_values_chain
+
+# An address joins a scan group when neither it nor the group would scan more than this many
+# times the patterns of its own: scanning costs by pattern and by byte, a call costs by call.
+_GROUP_GROWTH = 1.2
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,15 @@ class ConditionRef:
     min_length: int
 
 
+# Owners of raw texts in AddressView.owner (variants are numbered from 0).
+RAW_VALUE, RAW_KEY = -1, -2
+
+# A value operator as the engine walks it: (operator, its trigger's index in the plan's line
+# scanner or None, key path, the conditions it decides under that path, whether any has a
+# minimum length).
+OpGroup = tuple[ValueOperator, "int | None", KeyPath, list[ConditionRef], bool]
+
+
 @dataclass
 class Lane:
     """Everything the rules ask of one address seen through one transformer chain."""
@@ -36,43 +59,278 @@ class Lane:
     address: str
     transformers: tuple[str, ...]
     keys_only: bool
-    chain: Transformer | None
-    patterns: PatternSet | None = None
+    variant: int = 0  # which of its address plan's variants it reads
+    # Conditions decided by each pattern, by the pattern's index in the scan group's set.
     pattern_refs: dict[int, list[ConditionRef]] = field(default_factory=dict)
+    pattern_ids: frozenset[int] = frozenset()
+    pattern_paths: dict[int, tuple[KeyPath, ...]] = field(default_factory=dict)  # distinct
     # Each value operator once, with every condition it decides: rules that share a detector
     # on the same values cost one call per value, not one per rule.
     value_ops: list[tuple[ValueOperator, list[ConditionRef]]] = field(default_factory=list)
     _op_index: dict[object, int] = field(default_factory=dict, repr=False)
+    op_groups: list[OpGroup] = field(default_factory=list)
+    # Patterns recorded by `Lane` before the plan knew the scan groups.
+    _pending: dict[Pattern, list[ConditionRef]] = field(default_factory=dict, repr=False)
 
-    # Pattern index of the trigger of value operator i, when it has one.
-    triggers: dict[int, int] = field(default_factory=dict)
-    # The value operators as the engine walks them: (operator, its trigger's pattern index or
-    # None, key path, the conditions it decides under that path, whether any has a min length).
-    op_groups: list[
-        tuple[ValueOperator, int | None, KeyPath, list[ConditionRef], bool]
-    ] = field(default_factory=list)
+    @property
+    def ordered(self) -> bool:
+        """Whether matches on this lane are recorded in chain order (see the engine)."""
+        return bool(self.pattern_refs) or any(op.trigger is not None for op, _ in self.value_ops)
 
-    def group_value_ops(self) -> None:
-        """Build `op_groups` once the lane is complete, so runs need not regroup."""
-        self.op_groups = []
-        for position, (operator, refs) in enumerate(self.value_ops):
-            by_path: dict[KeyPath, list[ConditionRef]] = {}
-            for ref in refs:
-                by_path.setdefault(ref.key_path, []).append(ref)
-            trigger = self.triggers.get(position)
-            for key_path, path_refs in by_path.items():
-                sized = any(ref.min_length for ref in path_refs)
-                self.op_groups.append((operator, trigger, key_path, path_refs, sized))
-
-    def add_value_op(self, operator: ValueOperator, ref: ConditionRef) -> int | None:
-        """Register the operator; returns its position when it is new to this lane."""
+    def add_value_op(self, operator: ValueOperator, ref: ConditionRef) -> None:
         position = self._op_index.get(operator.share_key)
         if position is None:
             self._op_index[operator.share_key] = len(self.value_ops)
             self.value_ops.append((operator, [ref]))
-            return len(self.value_ops) - 1
-        self.value_ops[position][1].append(ref)
-        return None
+        else:
+            self.value_ops[position][1].append(ref)
+
+    def group_value_ops(self, triggers: dict[Pattern, int]) -> None:
+        """Build `op_groups` once the lane is complete, so runs need not regroup."""
+        self.op_groups = []
+        for operator, refs in self.value_ops:
+            by_path: dict[KeyPath, list[ConditionRef]] = {}
+            for ref in refs:
+                by_path.setdefault(ref.key_path, []).append(ref)
+            trigger = triggers.get(operator.trigger) if operator.trigger is not None else None
+            for key_path, path_refs in by_path.items():
+                sized = any(ref.min_length for ref in path_refs)
+                # A trigger saves calls on many values; under a key path (one header) there
+                # are few, and the detector looks at them directly.
+                self.op_groups.append(
+                    (operator, None if key_path else trigger, key_path, path_refs, sized)
+                )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way a run reads an address: its keys or its values, through one chain."""
+
+    keys_only: bool
+    chain: Chain | None
+
+
+@dataclass
+class ScanGroup:
+    """Addresses scanned together: one pattern set for all their rule patterns."""
+
+    index: int
+    patterns: PatternSet
+    # Patterns every condition of which reads one key path (one header, say): a hit is
+    # looked for only under those paths, not value by value across the group.
+    keyed: frozenset[int] = frozenset()
+
+
+@dataclass
+class AddressPlan:
+    """How a run reads one address: its lanes, its variants, its scan group."""
+
+    address: str
+    lanes: list[Lane]
+    variants: list[Variant]
+    group: ScanGroup | None
+    reads_values: bool
+    reads_keys: bool
+    # The lanes with value operators. A run evaluates an operator group `(lane, group)` (by
+    # position in `op_lanes` and in the lane's `op_groups`) on every value when it has no
+    # trigger (`untriggered`), else only on the values of its variant its trigger reported:
+    # `triggered[variant][trigger]` lists the groups to run then.
+    op_lanes: list[Lane] = field(default_factory=list)
+    untriggered: tuple[tuple[int, int], ...] = ()
+    triggered: dict[int, dict[int, list[tuple[int, int]]]] = field(default_factory=dict)
+    # The same by kind, for runs where no chain changed a text: (keys, the `triggered` entries
+    # of the variants of that kind).
+    trigger_users: tuple[tuple[bool, tuple[dict[int, list[tuple[int, int]]], ...]], ...] = ()
+
+    # Per variant, whether it reads keys; and (variant, keys, chain) of those with a chain.
+    kinds: tuple[bool, ...] = field(init=False)
+    chained: tuple[tuple[int, bool, Chain], ...] = field(init=False)
+    # The chains of lanes with patterns or detector triggers, in lane order, among those that
+    # read values (if any), keys (if any): the order in which pattern matches are recorded
+    # (see the engine). Indexed by has_values + 2 * has_keys.
+    chain_sequence: tuple[tuple[tuple[str, ...], ...], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kinds = tuple(variant.keys_only for variant in self.variants)
+        self.chained = tuple(
+            (index, variant.keys_only, variant.chain)
+            for index, variant in enumerate(self.variants) if variant.chain is not None
+        )
+        self.chain_sequence = tuple(
+            tuple(dict.fromkeys(
+                lane.transformers for lane in self.lanes
+                if lane.ordered and (keys if lane.keys_only else values)
+            ))
+            for keys in (False, True) for values in (False, True)
+        )
+
+    def read(self, value: object, limits: Limits) -> AddressView | None:
+        """The address's values as every lane sees them; None when nothing is inspectable."""
+        value_paths: Sequence[KeyPath] = ()
+        key_paths: Sequence[KeyPath] = ()
+        values: list[str] = []
+        keys: list[str] = []
+        value_joined = key_joined = ""
+        names = None
+        if self.reads_values:
+            value_paths, values, value_joined, names, key_joined = value_texts(value, limits)
+        if self.reads_keys:
+            if names is not None:  # a flat mapping's names are all its keys
+                key_paths, keys = FlatPaths(names), names
+            else:
+                key_paths, keys = key_texts(value, limits)
+                key_joined = "\n".join(keys)
+        if not values and not keys:
+            return None
+        # What the scan group must see: every raw text once, and the texts chains changed.
+        scanned = value_joined if not keys else key_joined if not values else (
+            f"{value_joined}\n{key_joined}"
+        )
+        if self.reads_keys:
+            texts = list(map((values, keys).__getitem__, self.kinds))
+        else:
+            texts = [values] * len(self.kinds)
+        extras: list[tuple[int, int]] = []
+        for variant, keys_only, chain in self.chained:
+            base = keys if keys_only else values
+            own = chain.apply_all(base, key_joined if keys_only else value_joined)
+            if own is not base:
+                texts[variant] = own
+                changed = list(compress(range(len(own)), map(ne, own, base)))
+                scanned = "\n".join((scanned, *map(own.__getitem__, changed)))
+                extras += zip(repeat(variant), changed)
+        return AddressView(
+            self, texts, scanned, (value_paths, key_paths), (values, keys),
+            (value_joined, key_joined), extras,
+        )
+
+
+class AddressView:
+    """One address as one run sees it: per variant of its plan, the texts its chain made of
+    the raw texts (`raws`, of values and of keys, with their key paths in `paths`). Variants
+    that transform no value share the very list of raw texts, which the engine takes as
+    "same values".
+
+    `scanned` holds each distinct text once, joined by newlines, for the scan group: the raw
+    values, the raw keys, then the texts chains changed, whose (variant, index) `extras`
+    lists in order."""
+
+    __slots__ = (
+        "_first_keys", "_lines", "extras", "paths", "plan", "raw_joined", "raws", "scanned",
+        "texts",
+    )
+
+    def __init__(
+        self, plan: AddressPlan, texts: list[list[str]], scanned: str,
+        paths: tuple[Sequence[KeyPath], Sequence[KeyPath]], raws: tuple[list[str], list[str]],
+        raw_joined: tuple[str, str], extras: list[tuple[int, int]],
+    ) -> None:
+        self.plan = plan
+        self.texts = texts
+        self.scanned = scanned
+        self.paths = paths
+        self.raws = raws
+        self.raw_joined = raw_joined
+        self.extras = extras
+        self._first_keys: dict[int, dict[str | int, list[int]]] | None = None
+        self._lines: list[tuple[int, int]] | None = None
+
+    def owner(self, line: int) -> tuple[int, int]:
+        """Whose text line `line` of `scanned` is: (RAW_VALUE, i) or (RAW_KEY, i) a raw
+        text, (variant, i) text i of a variant whose chain changed it."""
+        if self._lines is None:
+            values, keys = self.raws
+            owners = [(RAW_VALUE, i) for i in range(len(values))]
+            owners += [(RAW_KEY, i) for i in range(len(keys))]
+            owners += self.extras
+            if self.scanned.count("\n") != len(owners) - 1:  # texts that hold newlines
+                owners = [
+                    owner for owner in owners
+                    for _ in range(self.text_of(owner).count("\n") + 1)
+                ]
+            self._lines = owners
+        return self._lines[line]
+
+    def text_of(self, owner: tuple[int, int]) -> str:
+        kind, index = owner
+        if kind < 0:
+            return self.raws[kind == RAW_KEY][index]
+        return self.texts[kind][index]
+
+    def line_count(self) -> int:
+        return self.scanned.count("\n") + 1
+
+    def shows(self, variant: int, owner: tuple[int, int]) -> bool:
+        """Whether text `owner` is, as it is, text `owner[1]` of `variant`."""
+        kind, index = owner
+        if kind >= 0:
+            return kind == variant
+        keys_only = kind == RAW_KEY
+        if self.plan.kinds[variant] != keys_only:
+            return False
+        texts, raws = self.texts[variant], self.raws[keys_only]
+        return texts is raws or texts[index] == raws[index]
+
+    def path(self, variant: int, index: int) -> KeyPath:
+        return self.paths[self.plan.kinds[variant]][index]
+
+    def raw(self, variant: int, index: int) -> str:
+        return self.raws[self.plan.kinds[variant]][index]
+
+    def under(self, variant: int, key_path: KeyPath) -> Sequence[int]:
+        """Indexes of the values of `variant` at or below `key_path`."""
+        paths = self.paths[self.plan.kinds[variant]]
+        if not key_path:
+            return range(len(paths))
+        if isinstance(paths, FlatPaths):
+            return paths.under(key_path)
+        if self._first_keys is None:
+            self._first_keys = {}
+        by_first = self._first_keys.get(id(paths))
+        if by_first is None:
+            by_first = self._first_keys[id(paths)] = {}
+            for index, path in enumerate(paths):
+                if path:
+                    by_first.setdefault(path[0], []).append(index)
+        size = len(key_path)
+        return [i for i in by_first.get(key_path[0], ()) if paths[i][:size] == key_path]
+
+
+class PresenceCheck:
+    """Where an `exists` condition looks, arranged for one lookup per address: the names of
+    one-key paths (one header, say) as a set, other key paths as they are."""
+
+    __slots__ = ("targets",)
+
+    def __init__(self, targets: Sequence[Target]) -> None:
+        by_address: dict[str, tuple[list[str], list[KeyPath]]] = {}
+        for target in targets:
+            names, paths = by_address.setdefault(target.address, ([], []))
+            path = target.key_path
+            if len(path) == 1 and isinstance(path[0], str):
+                names.append(path[0])
+            else:
+                paths.append(path)
+        self.targets = tuple(
+            (address, frozenset(names), tuple(paths))
+            for address, (names, paths) in by_address.items()
+        )
+
+    def holds(self, store: Mapping[str, object]) -> bool:
+        """Whether any target is present in `store`."""
+        for address, names, paths in self.targets:
+            if address not in store:
+                continue
+            value = store[address]
+            if names:
+                if type(value) is dict:
+                    if not names.isdisjoint(value):
+                        return True
+                elif any(resolve_key_path(value, (name,))[0] for name in names):
+                    return True
+            if any(resolve_key_path(value, path)[0] for path in paths):
+                return True
+        return False
 
 
 class PatternCache:
@@ -80,6 +338,7 @@ class PatternCache:
 
     def __init__(self) -> None:
         self._sets: dict[tuple[Pattern, ...], PatternSet] = {}
+        self._lines: dict[tuple[Pattern, ...], LineScanner] = {}
 
     def get(self, patterns: Sequence[Pattern]) -> PatternSet:
         key = tuple(patterns)
@@ -88,25 +347,47 @@ class PatternCache:
             found = self._sets[key] = PatternSet(key)
         return found
 
+    def lines(self, patterns: Sequence[Pattern]) -> LineScanner:
+        key = tuple(patterns)
+        found = self._lines.get(key)
+        if found is None:
+            found = self._lines[key] = LineScanner(key)
+        return found
+
 
 @dataclass
-class _SharedSet:
-    patterns: list[Pattern] = field(default_factory=list)
-    index: dict[Pattern, int] = field(default_factory=dict)
+class Plan:
+    """The whole plan of a Ruleset."""
 
-    def add(self, pattern: Pattern) -> int:
-        if pattern not in self.index:
-            self.index[pattern] = len(self.patterns)
-            self.patterns.append(pattern)
-        return self.index[pattern]
+    addresses: dict[str, AddressPlan]
+    groups: list[ScanGroup]
+    triggers: LineScanner | None
+
+    @property
+    def lanes(self) -> dict[str, list[Lane]]:
+        return {address: plan.lanes for address, plan in self.addresses.items()}
 
 
-def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[Lane]]:
-    """Lanes by address. Lanes with the same chain share one compiled pattern set. Conditions
-    on a key path (one header, say) join the lane of their address: one more lane per key
-    path would cost more than finding the few values under the path."""
+def build_plan(rules: Sequence[Rule], cache: PatternCache) -> Plan:
+    lanes = _collect_lanes(rules)
+    triggers, trigger_ids = _build_triggers(lanes, cache)
+    by_address: dict[str, list[Lane]] = {}
+    for lane in lanes:
+        lane.group_value_ops(trigger_ids)
+        by_address.setdefault(lane.address, []).append(lane)
+    groups = _build_groups(by_address, cache)
+    plans = {
+        address: _address_plan(address, address_lanes, groups.get(address))
+        for address, address_lanes in by_address.items()
+    }
+    return Plan(plans, list({id(g): g for g in groups.values()}.values()), triggers)
+
+
+def _collect_lanes(rules: Sequence[Rule]) -> list[Lane]:
+    """Lanes in the order rules first mention them. Conditions on a key path (one header, say)
+    join the lane of their address: a lane per key path would cost more scans than finding
+    the few values under the path."""
     lanes: dict[tuple[str, tuple[str, ...], bool], Lane] = {}
-    shared: dict[tuple[str, ...], _SharedSet] = {}
     for rule_index, rule in enumerate(rules):
         for condition_index, condition in enumerate(rule.conditions):
             operator = condition.operator
@@ -116,27 +397,111 @@ def build_lanes(rules: Sequence[Rule], cache: PatternCache) -> dict[str, list[La
                 key = (target.address, target.transformers, target.keys_only)
                 lane = lanes.get(key)
                 if lane is None:
-                    lane = lanes[key] = Lane(
-                        target.address, target.transformers, target.keys_only,
-                        make_chain(target.transformers),
-                    )
+                    lane = lanes[key] = Lane(target.address, target.transformers, target.keys_only)
                 ref = ConditionRef(rule_index, condition_index, target.key_path,
                                    operator.min_length)
-                group = shared.setdefault(target.transformers, _SharedSet())
                 if isinstance(operator, PatternOperator):
-                    index = group.add(operator.pattern)
-                    lane.pattern_refs.setdefault(index, []).append(ref)
+                    lane._pending.setdefault(operator.pattern, []).append(ref)
                 else:
-                    position = lane.add_value_op(operator, ref)
-                    if position is not None and operator.trigger is not None:
-                        lane.triggers[position] = group.add(operator.trigger)
-    compiled = {
-        key: cache.get(group.patterns) for key, group in shared.items() if group.patterns
-    }
-    by_address: dict[str, list[Lane]] = {}
-    for (address, transformers, _), lane in lanes.items():
-        lane.group_value_ops()
-        if lane.pattern_refs or lane.triggers:
-            lane.patterns = compiled[transformers]
-        by_address.setdefault(address, []).append(lane)
-    return by_address
+                    lane.add_value_op(operator, ref)
+    return list(lanes.values())
+
+
+def _build_triggers(
+    lanes: Sequence[Lane], cache: PatternCache
+) -> tuple[LineScanner | None, dict[Pattern, int]]:
+    """One line scanner for every detector trigger; a trigger Hyperscan refuses is left out,
+    and its detector then sees every value."""
+    patterns: dict[Pattern, int] = {}
+    for lane in lanes:
+        for operator, _ in lane.value_ops:
+            if operator.trigger is not None:
+                patterns.setdefault(operator.trigger, len(patterns))
+    if not patterns:
+        return None, {}
+    scanner = cache.lines(list(patterns))
+    return scanner, {p: i for p, i in patterns.items() if i in scanner.usable}
+
+
+@dataclass
+class _Forming:
+    """A scan group while addresses join it."""
+
+    addresses: list[str]
+    union: dict[Pattern, None]
+    smallest: int  # the fewest patterns any member has of its own
+
+    def take(self, address: str, own: dict[Pattern, None]) -> bool:
+        merged = len(self.union.keys() | own.keys())
+        if merged > _GROUP_GROWTH * min(self.smallest, len(own)):
+            return False
+        self.addresses.append(address)
+        self.union.update(own)
+        self.smallest = min(self.smallest, len(own))
+        return True
+
+
+def _build_groups(
+    by_address: dict[str, list[Lane]], cache: PatternCache
+) -> dict[str, ScanGroup]:
+    """Scan groups by address, and each lane's pattern references keyed by group index."""
+    forming: list[_Forming] = []
+    for address, lanes in by_address.items():
+        own = dict.fromkeys(p for lane in lanes for p in lane._pending)
+        if own and not any(group.take(address, own) for group in forming):
+            forming.append(_Forming([address], own, len(own)))
+    groups: dict[str, ScanGroup] = {}
+    for number, group in enumerate(forming):
+        built = ScanGroup(number, cache.get(list(group.union)))
+        index = {pattern: i for i, pattern in enumerate(group.union)}
+        anywhere: set[int] = set()
+        for address in group.addresses:
+            groups[address] = built
+            for lane in by_address[address]:
+                lane.pattern_refs = {index[p]: refs for p, refs in lane._pending.items()}
+                lane.pattern_ids = frozenset(lane.pattern_refs)
+                lane.pattern_paths = {
+                    i: tuple(dict.fromkeys(ref.key_path for ref in refs))
+                    for i, refs in lane.pattern_refs.items()
+                }
+                anywhere.update(
+                    i for i, paths in lane.pattern_paths.items() if () in paths
+                )
+        built.keyed = frozenset(range(len(group.union))) - anywhere
+    return groups
+
+
+def _address_plan(address: str, lanes: list[Lane], group: ScanGroup | None) -> AddressPlan:
+    # Lanes whose chains name the same functions (aliases) read the same variant.
+    variants: dict[tuple[bool, tuple[Transformer, ...]], int] = {}
+    built: list[Variant] = []
+    for lane in lanes:
+        key = (lane.keys_only, tuple(TRANSFORMERS[name] for name in lane.transformers))
+        if key not in variants:
+            variants[key] = len(variants)
+            built.append(Variant(lane.keys_only, make_values_chain(lane.transformers)))
+        lane.variant = variants[key]
+    op_lanes = [lane for lane in lanes if lane.op_groups]
+    untriggered: list[tuple[int, int]] = []
+    triggered: dict[int, dict[int, list[tuple[int, int]]]] = {}
+    for lane_position, lane in enumerate(op_lanes):
+        for group_position, (_, trigger, _, _, _) in enumerate(lane.op_groups):
+            if trigger is None:
+                untriggered.append((lane_position, group_position))
+            else:
+                triggered.setdefault(lane.variant, {}).setdefault(trigger, []).append(
+                    (lane_position, group_position)
+                )
+    return AddressPlan(
+        address, lanes, built, group,
+        reads_values=any(not v.keys_only for v in built),
+        reads_keys=any(v.keys_only for v in built),
+        op_lanes=op_lanes, untriggered=tuple(untriggered), triggered=triggered,
+        trigger_users=tuple(
+            (keys_only, users) for keys_only in (False, True)
+            if (users := tuple(
+                by_trigger for variant, by_trigger in triggered.items()
+                if built[variant].keys_only == keys_only
+            ))
+        ),
+    )

@@ -34,7 +34,7 @@ from bastion.waf.engine import WafContext
 from bastion.waf.limits import DEFAULT_LIMITS, Limits
 from bastion.waf.operators import Exists, ExploitDetector, OperatorError, PatternOperator
 from bastion.waf.patterns import PatternError, check_pattern
-from bastion.waf.plan import Lane, PatternCache, build_lanes
+from bastion.waf.plan import Lane, PatternCache, Plan, PresenceCheck, build_plan
 
 logger = logging.getLogger("bastion.waf")
 
@@ -135,7 +135,7 @@ class Ruleset:
         if (document.get("rules") or document.get("custom_rules")) and not rules:
             raise RulesetError("$.rules", "no rule could be loaded: "
                                + "; ".join(list(diagnostics.failed.values())[:3]))
-        self.lanes: dict[str, list[Lane]] = build_lanes(self.rules, self._cache)
+        self.plan: Plan = build_plan(self.rules, self._cache)
         # Rules with conditions on whole addresses: checked when those addresses arrive,
         # and `!exists` rules on every run, since an absence can only be seen at the end.
         self.position = {rule: place for place, rule in enumerate(self.order)}
@@ -163,9 +163,22 @@ class Ruleset:
                         addresses += [a for a, _ in operator.params]
                     for address in addresses:
                         self.check_on_address.setdefault(address, set()).add(rule_index)
+        self.presence_gates = _presence_gates(self.rules, self.check_on_address)
+        # Where each `exists` condition looks, by id(condition): checked on every run that
+        # brings its address.
+        conditions = [c for r in self.rules for c in r.conditions]
+        conditions += [c for e in self.exclusions for c in e.conditions]
+        self.presence = {
+            id(c): PresenceCheck(c.targets) for c in conditions if isinstance(c.operator, Exists)
+        }
         self.diagnostics: dict[str, Any] = diagnostics.as_dict()
         # Operators that raised while evaluating, by name: the engine fails open on them.
         self.operator_errors: dict[str, int] = {}
+
+    @property
+    def lanes(self) -> dict[str, list[Lane]]:
+        """The plan's lanes by address (see plan.py)."""
+        return self.plan.lanes
 
     @staticmethod
     def _check_patterns(rule: Rule, path: str) -> None:
@@ -231,6 +244,30 @@ class Ruleset:
                 raise RulesetError(f"$.{key}", "must be a list")
             document[key] = value
         return Ruleset(document, self.limits, self._cache)
+
+
+def _presence_gates(
+    rules: Sequence[Rule], check_on_address: Mapping[str, set[int]]
+) -> dict[str, tuple[frozenset[str], tuple[tuple[int, int], ...]]]:
+    """Per address, (rule, condition) pairs where the condition is an `exists` on one-key paths
+    of that address alone (one header, say), with all their names: while the address (a
+    mapping) holds none of the names, none of those rules can fire unless the condition
+    matched earlier. Requests rarely carry the headers scanners and smuggling leave, so the
+    engine skips those rules at once."""
+    gates: dict[str, tuple[set[str], list[tuple[int, int]]]] = {}
+    for address, indexes in check_on_address.items():
+        for rule_index in sorted(indexes):
+            for condition_index, condition in enumerate(rules[rule_index].conditions):
+                operator, targets = condition.operator, condition.targets
+                if isinstance(operator, Exists) and not operator.negated and all(
+                    t.address == address and len(t.key_path) == 1
+                    and isinstance(t.key_path[0], str) for t in targets
+                ):
+                    names, gated = gates.setdefault(address, (set(), []))
+                    names.update(str(t.key_path[0]) for t in targets)
+                    gated.append((rule_index, condition_index))
+                    break
+    return {a: (frozenset(names), tuple(gated)) for a, (names, gated) in gates.items()}
 
 
 def _rule_name(raw: object, path: str) -> str:
