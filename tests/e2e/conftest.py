@@ -36,7 +36,9 @@ class Deployment:
     def events(self) -> list[dict[str, object]]:
         if not self.events_path.exists():
             return []
-        return [json.loads(line) for line in self.events_path.read_text().splitlines()]
+        text = self.events_path.read_text()
+        # The writer may be in the middle of a line: read only the complete ones.
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
     def write_config(self, config: object) -> None:
         # Write then rename: the watcher never sees half a file.
