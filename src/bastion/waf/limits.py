@@ -99,32 +99,45 @@ def walk_values(
             return flat
 
     def visit(node: object, prefix: KeyPath, depth: int) -> None:
-        if isinstance(node, str):
-            if not node.isascii():
-                node = clean_text(node)
-            found.append((prefix, node if len(node) <= max_length else node[:max_length]))
+        # Concrete types first: JSON bodies are dicts, lists, str, int, float, bool, None,
+        # and the abstract-class checks below cost several times more.
+        kind = type(node)
+        if kind is str:
+            text = cast(str, node)
+            if not text.isascii():
+                text = clean_text(text)
+            found.append((prefix, text if len(text) <= max_length else text[:max_length]))
             return
-        text = scalar_text(node, limits)
-        if text is not None:
-            found.append((prefix, text))
+        if kind is dict or kind is list:
+            pass
+        elif kind is int or kind is float:
+            text = str(node)
+            found.append((prefix, text if len(text) <= max_length else text[:max_length]))
             return
+        elif node is None:
+            return
+        else:
+            scalar = scalar_text(node, limits)
+            if scalar is not None:
+                found.append((prefix, scalar))
+                return
         if depth >= max_depth:
             return
-        if isinstance(node, Mapping):
-            for count, (key, item) in enumerate(node.items()):
+        if kind is dict or (kind is not list and isinstance(node, Mapping)):
+            for count, (key, item) in enumerate(node.items()):  # type: ignore[attr-defined]
                 if count >= max_size:
                     return
-                if not (isinstance(key, str) and key.isascii() and len(key) <= max_length):
+                if not (type(key) is str and key.isascii() and len(key) <= max_length):
                     key = _key_text(key, limits)
                 path = (*prefix, key)
-                if isinstance(item, str):
+                if type(item) is str:
                     if not item.isascii():
                         item = clean_text(item)
                     found.append((path, item if len(item) <= max_length else item[:max_length]))
-                elif isinstance(item, list) and depth + 1 < max_depth:
+                elif type(item) is list and depth + 1 < max_depth:
                     # {name: [values]}, the shape of query strings, forms and cookies
                     for index, element in enumerate(item[:max_size]):
-                        if isinstance(element, str):
+                        if type(element) is str:
                             if not element.isascii():
                                 element = clean_text(element)
                             if len(element) > max_length:
@@ -134,9 +147,9 @@ def walk_values(
                             visit(element, (*path, index), depth + 2)
                 else:
                     visit(item, path, depth + 1)
-        elif isinstance(node, list | tuple):
-            for index, item in enumerate(node[:max_size]):
-                if isinstance(item, str):
+        elif kind is list or isinstance(node, tuple):
+            for index, item in enumerate(node[:max_size]):  # type: ignore[index]
+                if type(item) is str:
                     if not item.isascii():
                         item = clean_text(item)
                     text = item if len(item) <= max_length else item[:max_length]
@@ -329,23 +342,50 @@ def keys_of(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
     return list(walk_keys(value, limits))
 
 
+# Types that are never containers: the abstract-class checks are skipped for them.
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def walk_keys(
     value: object, limits: Limits, prefix: KeyPath = (), depth: int = 0
 ) -> Iterator[tuple[KeyPath, str]]:
     """Yield (key_path, key) for every mapping key under `value`, within the limits."""
-    if depth >= limits.max_container_depth:
-        return
-    if isinstance(value, Mapping):
-        for count, (key, item) in enumerate(value.items()):
-            if count >= limits.max_container_size:
-                return
-            name = _key_text(key, limits)
-            path = (*prefix, name)
-            yield path, name
-            yield from walk_keys(item, limits, path, depth + 1)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value[: limits.max_container_size]):
-            yield from walk_keys(item, limits, (*prefix, index), depth + 1)
+    found: list[tuple[KeyPath, str]] = []
+    max_size, max_depth, max_length = (
+        limits.max_container_size, limits.max_container_depth, limits.max_string_length
+    )
+
+    def visit(node: object, prefix: KeyPath, depth: int) -> None:
+        # One list built by recursion, not generators nested per level: a JSON body walks
+        # its keys on every request.
+        if depth >= max_depth:
+            return
+        kind = type(node)
+        if kind is dict or (kind is not list and isinstance(node, Mapping)):
+            for count, (key, item) in enumerate(node.items()):  # type: ignore[attr-defined]
+                if count >= max_size:
+                    return
+                if type(key) is str and key.isascii() and len(key) <= max_length:
+                    name = key
+                else:
+                    name = _key_text(key, limits)
+                path = (*prefix, name)
+                found.append((path, name))
+                kind = type(item)
+                if kind is dict or kind is list or (
+                    kind not in _SCALARS and isinstance(item, Mapping | tuple)
+                ):
+                    visit(item, path, depth + 1)
+        elif kind is list or isinstance(node, tuple):
+            for index, item in enumerate(node[:max_size]):  # type: ignore[index]
+                kind = type(item)
+                if kind is dict or kind is list or (
+                    kind not in _SCALARS and isinstance(item, Mapping | tuple)
+                ):
+                    visit(item, (*prefix, index), depth + 1)
+
+    visit(value, prefix, depth)
+    return iter(found)
 
 
 def _key_text(key: object, limits: Limits) -> str:
