@@ -87,7 +87,9 @@ def _json_depth_ok(text: str) -> bool:
 
 
 def parse_json(text: str) -> object:
-    if not _json_depth_ok(text):
+    # Fewer openers than the limit cannot nest deeper than it: most bodies skip the scan.
+    openers = text.count("{") + text.count("[")
+    if openers > MAX_JSON_DEPTH and not _json_depth_ok(text):
         return text
     try:
         return json.loads(text)
