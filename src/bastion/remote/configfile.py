@@ -209,10 +209,13 @@ class ConfigFileWatcher:
             self._fault(str(exc))
             return False
         self.protection.put_in_force(ruleset)
+        first = self.applied_digest is None
         self.applied_digest = digest
         self.last_error = None
-        logger.warning("bastion: configuration from %s applied in %.0f ms", self.path,
-                       (time.monotonic() - started) * 1000)
+        # The file as found at start is expected; a change while running is worth a line.
+        logger.log(logging.INFO if first else logging.WARNING,
+                   "bastion: configuration from %s applied in %.0f ms", self.path,
+                   (time.monotonic() - started) * 1000)
         return True
 
     def _fault(self, message: str) -> None:
