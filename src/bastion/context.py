@@ -72,7 +72,12 @@ class RequestContext:
         self.target = target
         self.scheme = scheme
         # A mapping is taken as already merged with lower-case names (WSGI environs are).
-        self.headers = dict(headers) if isinstance(headers, Mapping) else header_map(headers)
+        if type(headers) is dict:
+            self.headers: dict[str, str] = headers  # the adapter's own fresh dict
+        elif isinstance(headers, Mapping):
+            self.headers = dict(headers)
+        else:
+            self.headers = header_map(headers)
         self.client_ip = resolve_client_ip(peer, self.headers, self.settings.trusted_proxies,
                                            self.settings.client_ip_header)
         self.route: str | None = None

@@ -155,17 +155,25 @@ def request_target(environ: Environ) -> str:
     return f"{target}?{query}" if query else target
 
 
+# environ key -> header name; learnt as requests come, bounded (header names are the client's).
+_HEADER_NAMES: dict[str, str] = {"CONTENT_TYPE": "content-type",
+                                 "CONTENT_LENGTH": "content-length"}
+_MAX_LEARNT_NAMES = 2048
+
+
 def request_headers(environ: Environ) -> dict[str, str]:
     """Lower-case header names -> values; the server already joined repeated headers."""
     headers = {}
+    names = _HEADER_NAMES
     for key, value in environ.items():
-        if key[:5] == "HTTP_":
+        name = names.get(key)
+        if name is None:
+            if key[:5] != "HTTP_":
+                continue
             name = key[5:].replace("_", "-").lower()
-        elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            name = key.replace("_", "-").lower()
-        else:
-            continue
-        if isinstance(value, str):
+            if len(names) < _MAX_LEARNT_NAMES:
+                names[key] = name
+        if type(value) is str:
             if not value.isascii():
                 # PEP 3333: header bytes arrive latin-1 decoded; browsers send UTF-8.
                 with contextlib.suppress(UnicodeError):
