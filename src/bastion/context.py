@@ -111,8 +111,11 @@ class RequestContext:
                                      self.client_ip)
         except Exception as exc:  # a parser bug must not break the request
             self.protection.report_error("request parsing", exc)
-            addresses = addresses_of(self.method, self.target, self.headers, b"",
-                                     self.client_ip)
+            try:  # the rest of the request is still worth inspecting
+                addresses = addresses_of(self.method, self.target, self.headers, b"",
+                                         self.client_ip)
+            except Exception:
+                return None
         return self.run(addresses)
 
     def run(self, addresses: Mapping[str, object]) -> BlockResponse | None:

@@ -195,3 +195,16 @@ def test_secrets_never_reach_the_event_log(tmp_path: Path) -> None:
     for secret in secrets:
         assert secret not in written
         assert secret.replace(" ", "") not in written
+
+
+def test_a_request_that_cannot_be_parsed_at_all_still_reaches_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("forced failure in the query parser")
+
+    monkeypatch.setattr("bastion.addresses.form_fields", explode)
+    app = BastionMiddleware(echo_app, protection(tmp_path))
+    with caplog.at_level(logging.ERROR, logger="bastion"):
+        assert call(app, "/?q=1", b"body")[:2] == call(echo_app, "/?q=1", b"body")[:2]
+    assert len([r for r in caplog.records if "forced failure" in r.getMessage()]) == 1
