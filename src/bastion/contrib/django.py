@@ -54,8 +54,12 @@ class BastionDjangoMiddleware:
         match = request.resolver_match
         if match is not None:
             ctx.route = str(match.route) or None
-        params = {key: str(value) for key, value in kwargs.items()}
-        params.update({str(i): str(value) for i, value in enumerate(args)})
+        try:
+            params = {key: str(value) for key, value in kwargs.items()}
+            params.update({str(i): str(value) for i, value in enumerate(args)})
+        except Exception as exc:  # a converter's odd value must not break the request
+            ctx.protection.report_error("django path params", exc)
+            return None
         if not params:
             return None
         blocked = ctx.run({"server.request.path_params": params})

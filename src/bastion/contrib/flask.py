@@ -56,8 +56,12 @@ def _after_routing() -> flask.Response | None:
     ctx.route = rule.rule if rule is not None else None
     if not request.view_args:
         return None
-    blocked = ctx.run({"server.request.path_params": {
-        key: str(value) for key, value in request.view_args.items()}})
+    try:
+        params = {key: str(value) for key, value in request.view_args.items()}
+    except Exception as exc:  # a converter's odd value must not break the request
+        ctx.protection.report_error("flask path params", exc)
+        return None
+    blocked = ctx.run({"server.request.path_params": params})
     return _response(blocked) if blocked is not None else None
 
 

@@ -56,8 +56,12 @@ def _patch_routes() -> None:
             ctx.route = self.path
             params = scope.get("path_params")
             if params:
-                blocked = ctx.run({"server.request.path_params": {
-                    key: str(value) for key, value in params.items()}})
+                try:
+                    texts = {key: str(value) for key, value in params.items()}
+                except Exception as exc:  # a converter's odd value must not break the request
+                    ctx.protection.report_error("starlette path params", exc)
+                    texts = {}
+                blocked = ctx.run({"server.request.path_params": texts}) if texts else None
                 if blocked is not None:
                     await _response(blocked)(scope, receive, send)
                     return
