@@ -78,41 +78,27 @@ class _Deadline(Exception):
     pass
 
 
-class _Block:
-    """A list of texts that detectors with triggers read, in one run, with the trigger groups
-    of the variants that read it (`users`: variants that transform nothing share the list).
-    Its single-line ASCII texts are the lines of `text`, where the trigger speaks for them;
-    the others (`always`) every detector of the users sees."""
+# Who reads a list of texts that detectors with triggers read, in one run: (position of the
+# view, the trigger groups of the variants that read it (variants that transform nothing
+# share the list), the value index of each line of its part of the buffer, None when line i
+# is value i).
+_Reader = tuple[int, Sequence[dict[int, list[tuple[int, int]]]], "list[int] | None"]
 
-    __slots__ = ("always", "owners", "position", "start", "text", "users")
 
-    def __init__(
-        self, position: int, texts: list[str], joined: str,
-        users: Sequence[dict[int, list[tuple[int, int]]]],
-    ) -> None:
-        self.position = position  # of the view
-        self.users = users
-        self.start = 0  # offset of `text` in the scanned buffer
-        self.owners: list[int] | None = None  # value index of each line; None: line i is value i
-        self.always: list[int] = []
-        if joined.isascii() and joined.count("\n") == len(texts) - 1:
-            self.text: str | None = joined  # the common case: every value one line
-            return
-        owners, lines = [], []
-        for index, text in enumerate(texts):
-            if text.isascii() and "\n" not in text:
-                owners.append(index)
-                lines.append(text)
-            else:
-                self.always.append(index)
-        self.owners = owners
-        self.text = "\n".join(lines) if lines else None  # None: no line to scan
-
-    def owner(self, end: int) -> int:
-        """The value whose line ends at offset `end` of the scanned buffer."""
-        assert self.text is not None
-        line = self.text.count("\n", 0, end - self.start)
-        return line if self.owners is None else self.owners[line]
+def _split_lines(texts: list[str]) -> tuple[str | None, list[int], list[int]]:
+    """The single-line ASCII texts of `texts` joined by newlines (None: there are none), the
+    value index of each line, and the indexes of the other texts, which the trigger cannot
+    speak for: every detector sees them."""
+    owners: list[int] = []
+    lines: list[str] = []
+    always: list[int] = []
+    for index, text in enumerate(texts):
+        if text.isascii() and "\n" not in text:
+            owners.append(index)
+            lines.append(text)
+        else:
+            always.append(index)
+    return ("\n".join(lines) if lines else None), owners, always
 
 
 # A value to look at alone for some patterns: (recording order, value index, view, lane, the
@@ -347,18 +333,24 @@ class WafContext:
         done, matches, clock = self._fired, self._matches, time.perf_counter
         for view, found in zip(views, reported, strict=True):
             plan = view.plan
-            lanes = plan.op_lanes
-            order = plan.untriggered if found is None else sorted((*plan.untriggered, *found))
-            for lane_position, group_position in order:
-                lane = lanes[lane_position]
-                operator, trigger, key_path, refs, sized = lane.op_groups[group_position]
+            order: Iterable[tuple[int, int]]
+            if found is None:
+                order = plan.untriggered
+            elif plan.untriggered:
+                order = sorted((*plan.untriggered, *found))
+            else:  # positions are distinct: a single one needs no sort
+                order = sorted(found) if len(found) > 1 else found
+            entries = plan.op_entries
+            for position in order:
+                lane, (operator, trigger, key_path, refs, sized) = entries[position]
                 if trigger is None:
                     indexes: Sequence[int] = view.under(lane.variant, key_path)
                     if not indexes:
                         continue
                 else:
                     assert found is not None
-                    indexes = sorted(found[(lane_position, group_position)])
+                    chosen = found[position]
+                    indexes = sorted(chosen) if len(chosen) > 1 else list(chosen)
                 if clock() > deadline:
                     raise _Deadline
                 if done or bypass or matches:
@@ -377,53 +369,67 @@ class WafContext:
         values: those their trigger reported, found by one line-scanner call over the lists
         of texts they read, and those it cannot speak for (not single-line ASCII)."""
         reported: list[dict[tuple[int, int], set[int]] | None] = [None] * len(views)
-        blocks: list[_Block] = []
+        parts: list[str] = []  # the buffer to scan, list by list
+        starts: list[int] = []  # offset of each part in the buffer
+        readers: list[_Reader] = []
+        offset = 0
         for position, view in enumerate(views):
             plan = view.plan
             if not plan.triggered:
                 continue
+            lists: Iterable[tuple[list[str], str, Sequence[dict[int, list[tuple[int, int]]]]]]
             if not view.extras:  # no chain changed a text: detectors read raw lists
-                for keys_only, users in plan.trigger_users:
-                    texts = view.raws[keys_only]
-                    if texts:
-                        blocks.append(
-                            _Block(position, texts, view.raw_joined[keys_only], users)
-                        )
-                continue
-            own: dict[int, _Block] = {}  # by id of the list of texts
-            for variant, by_trigger in plan.triggered.items():
-                texts = view.texts[variant]
-                block = own.get(id(texts))
-                if block is not None:
-                    assert isinstance(block.users, list)
-                    block.users.append(by_trigger)
-                elif texts:
-                    block = own[id(texts)] = _Block(
-                        position, texts, "\n".join(texts), [by_trigger]
-                    )
-                    blocks.append(block)
-        starts: list[int] = []
-        offset = 0
-        for block in blocks:
-            for index in block.always:
-                for by_trigger in block.users:
-                    for groups in by_trigger.values():
-                        _add(reported, block.position, groups, index)
-            if block.text is not None:
-                block.start = offset
+                raws, joins = view.raws, view.raw_joined
+                lists = [
+                    (raws[keys_only], joins[keys_only], users)
+                    for keys_only, users in plan.trigger_users
+                ]
+            else:
+                own: dict[int, tuple[list[str], str, list[dict[int, list[tuple[int, int]]]]]]
+                own = {}  # by id of the list of texts
+                for variant, by_trigger in plan.triggered.items():
+                    texts = view.texts[variant]
+                    entry = own.get(id(texts))
+                    if entry is not None:
+                        entry[2].append(by_trigger)
+                    elif texts:
+                        own[id(texts)] = (texts, "\n".join(texts), [by_trigger])
+                lists = own.values()
+            for texts, joined, users in lists:
+                if not texts:
+                    continue
+                owners: list[int] | None = None
+                text = joined
+                # The common case: every value one ASCII line, as it is in `joined`.
+                if not (joined.isascii() and joined.count("\n") == len(texts) - 1):
+                    lines, owners, always = _split_lines(texts)
+                    for index in always:
+                        for by_trigger in users:
+                            for groups in by_trigger.values():
+                                _add(reported, position, groups, index)
+                    if lines is None:
+                        continue
+                    text = lines
+                parts.append(text)
                 starts.append(offset)
-                offset += len(block.text) + 1
+                readers.append((position, users, owners))
+                offset += len(text) + 1
         scanner = self._plan.triggers
-        if starts and scanner is not None:
-            scanned = [block for block in blocks if block.text is not None]
-            data = "\n".join([block.text or "" for block in scanned]).encode()
+        if parts and scanner is not None:
+            # ASCII only: byte offsets of the buffer are offsets in its parts.
+            data = "\n".join(parts).encode()
+            single = len(parts) == 1
             for trigger, end in scanner.lines(data):
-                block = scanned[bisect_right(starts, end) - 1]
-                index = block.owner(end)
-                for by_trigger in block.users:
+                number = 0 if single else bisect_right(starts, end) - 1
+                position, users, owners = readers[number]
+                index = -1
+                for by_trigger in users:
                     reached = by_trigger.get(trigger)
                     if reached is not None:
-                        _add(reported, block.position, reached, index)
+                        if index < 0:
+                            line = parts[number].count("\n", 0, end - starts[number])
+                            index = line if owners is None else owners[line]
+                        _add(reported, position, reached, index)
         return reported
 
     def _evaluate(

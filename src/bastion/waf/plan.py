@@ -149,9 +149,17 @@ class AddressPlan:
     # read values (if any), keys (if any): the order in which pattern matches are recorded
     # (see the engine). Indexed by has_values + 2 * has_keys.
     chain_sequence: tuple[tuple[tuple[str, ...], ...], ...] = field(init=False)
+    # Each operator group with its lane, by (lane position, group position): runs look them
+    # up once instead of indexing twice.
+    op_entries: dict[tuple[int, int], tuple[Lane, OpGroup]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.kinds = tuple(variant.keys_only for variant in self.variants)
+        self.op_entries = {
+            (lane_position, group_position): (lane, group)
+            for lane_position, lane in enumerate(self.op_lanes)
+            for group_position, group in enumerate(lane.op_groups)
+        }
         self.chained = tuple(
             (index, variant.keys_only, variant.chain)
             for index, variant in enumerate(self.variants) if variant.chain is not None
