@@ -15,6 +15,7 @@ from bastion.config import Settings
 from bastion.contrib.asgi import BastionASGIMiddleware
 from bastion.protection import Protection
 from bastion.waf import load_ruleset
+from tests.contrib.failures import PARTS, break_part
 from tests.contrib.test_wsgi import RULES
 
 Message = dict[str, Any]
@@ -100,22 +101,13 @@ def test_websocket_and_lifespan_pass_through(tmp_path: Path) -> None:
     assert seen == ["lifespan", "websocket"]
 
 
-@pytest.mark.parametrize("broken", ["engine", "body parser", "reporter"])
+@pytest.mark.parametrize("broken", PARTS)
 def test_a_failure_inside_bastion_leaves_the_response_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
     broken: str,
 ) -> None:
     made = protection(tmp_path, "monitor")
-
-    def explode(*args: object, **kwargs: object) -> Any:
-        raise RuntimeError(f"forced failure in the {broken}")
-
-    if broken == "engine":
-        monkeypatch.setattr("bastion.waf.engine.WafContext.run", explode)
-    elif broken == "body parser":
-        monkeypatch.setattr("bastion.addresses.parse_body", explode)
-    else:
-        monkeypatch.setattr(made.event_log, "submit", explode)
+    message = break_part(monkeypatch, made, broken)
     app = BastionASGIMiddleware(echo_app, made)
     request = ("/?q=1'%20OR%201=1--", (b"q=1' OR 1=1--",),
                {"Content-Type": "application/x-www-form-urlencoded"})
@@ -123,4 +115,4 @@ def test_a_failure_inside_bastion_leaves_the_response_untouched(
     with caplog.at_level(logging.ERROR, logger="bastion"):
         for _ in range(3):
             assert call(app, *request) == plain
-    assert len([r for r in caplog.records if "forced failure" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if message in r.getMessage()]) == 1

@@ -18,6 +18,7 @@ from bastion.config import Settings
 from bastion.contrib.wsgi import BastionMiddleware
 from bastion.protection import Protection
 from bastion.waf import load_ruleset
+from tests.contrib.failures import PARTS, break_part
 
 RULES = {
     "version": "2.2",
@@ -152,22 +153,13 @@ def test_file_wrapper_is_passed_through(tmp_path: Path) -> None:
     assert isinstance(result, FileWrapper)
 
 
-@pytest.mark.parametrize("broken", ["engine", "body parser", "reporter"])
+@pytest.mark.parametrize("broken", PARTS)
 def test_a_failure_inside_bastion_leaves_the_response_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
     broken: str,
 ) -> None:
     made = protection(tmp_path, "monitor")
-
-    def explode(*args: object, **kwargs: object) -> Any:
-        raise RuntimeError(f"forced failure in the {broken}")
-
-    if broken == "engine":
-        monkeypatch.setattr("bastion.waf.engine.WafContext.run", explode)
-    elif broken == "body parser":
-        monkeypatch.setattr("bastion.addresses.parse_body", explode)
-    else:
-        monkeypatch.setattr(made.event_log, "submit", explode)
+    message = break_part(monkeypatch, made, broken)
     app = BastionMiddleware(echo_app, made)
     plain = call(echo_app, "/?q=1'%20OR%201=1--", b"q=1' OR 1=1--",
                  {"Content-Type": "application/x-www-form-urlencoded"})
@@ -175,8 +167,7 @@ def test_a_failure_inside_bastion_leaves_the_response_untouched(
         for _ in range(3):
             assert call(app, "/?q=1'%20OR%201=1--", b"q=1' OR 1=1--",
                         {"Content-Type": "application/x-www-form-urlencoded"}) == plain
-    logged = [r for r in caplog.records if "forced failure" in r.getMessage()]
-    assert len(logged) == 1
+    assert len([r for r in caplog.records if message in r.getMessage()]) == 1
 
 
 def test_secrets_never_reach_the_event_log(tmp_path: Path) -> None:
