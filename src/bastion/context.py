@@ -11,19 +11,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.addresses import addresses_of, header_map
 from bastion.blocking import BlockedRequest, BlockResponse, render
 from bastion.clientip import resolve_client_ip
 from bastion.protection import Protection
-
-if TYPE_CHECKING:
-    from bastion.waf import Ruleset
 
 _current: ContextVar[RequestContext | None] = ContextVar("bastion_request", default=None)
 
@@ -39,17 +35,6 @@ FIRST_RUN_TIMEOUT_US = 100_000
 _thread_state = threading.local()
 
 _RESPONSE_ADDRESSES = ("server.response.status", "server.response.headers.no_cookies")
-_reads_responses_cache: weakref.WeakKeyDictionary[Ruleset, bool] = weakref.WeakKeyDictionary()
-
-
-def _reads_responses(ruleset: Ruleset) -> bool:
-    """Whether any rule reads the response; when none does, responses are not evaluated."""
-    known = _reads_responses_cache.get(ruleset)
-    if known is None:
-        known = any(address in ruleset.lanes or address in ruleset.check_on_address
-                    for address in _RESPONSE_ADDRESSES)
-        _reads_responses_cache[ruleset] = known
-    return known
 
 
 def current() -> RequestContext | None:
@@ -87,7 +72,9 @@ class RequestContext:
         self.blocked: BlockResponse | None = None
         ruleset = protection.ruleset
         self._waf = ruleset.context() if ruleset is not None else None
-        self._inspects_responses = ruleset is not None and _reads_responses(ruleset)
+        # When no rule reads the response, responses are not evaluated at all.
+        self._inspects_responses = ruleset is not None and not ruleset.addresses.isdisjoint(
+            _RESPONSE_ADDRESSES)
         self._timeout_us = self.settings.waf_timeout_us
         self._token: Token[RequestContext | None] | None = None
         self._finished = False

@@ -164,6 +164,13 @@ class Ruleset:
                     for address in addresses:
                         self.check_on_address.setdefault(address, set()).add(rule_index)
         self.presence_gates = _presence_gates(self.rules, self.check_on_address)
+        # Every address a rule or an exclusion reads: a caller may skip building the others.
+        self.addresses: frozenset[str] = frozenset(
+            target.address
+            for condition in (*(c for r in self.rules for c in r.conditions),
+                              *(c for e in self.exclusions for c in e.conditions))
+            for target in condition.targets
+        ) | frozenset(self.check_on_address)
         # Where each `exists` condition looks, by id(condition): checked on every run that
         # brings its address.
         conditions = [c for r in self.rules for c in r.conditions]
