@@ -147,6 +147,18 @@ class RequestContext:
                               self.protection.templates, self.id)
         return self.blocked
 
+    def routed(self, route: str | None, params: Mapping[Any, Any] | None) -> BlockResponse | None:
+        """After routing: the route, and the path params as text, join the request."""
+        self.route = route
+        if not params:
+            return None
+        try:
+            texts = {str(key): str(value) for key, value in params.items()}
+        except Exception as exc:  # a converter's odd value must not break the request
+            self.protection.report_error("path params", exc)
+            return None
+        return self.run({"server.request.path_params": texts})
+
     def response(self, status: int, headers: Iterable[tuple[str, str]]) -> BlockResponse | None:
         """Inspect the response status and headers before they are sent."""
         self.status = status

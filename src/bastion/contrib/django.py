@@ -52,17 +52,8 @@ class BastionDjangoMiddleware:
         if ctx is None:
             return None
         match = request.resolver_match
-        if match is not None:
-            ctx.route = str(match.route) or None
-        try:
-            params = {key: str(value) for key, value in kwargs.items()}
-            params.update({str(i): str(value) for i, value in enumerate(args)})
-        except Exception as exc:  # a converter's odd value must not break the request
-            ctx.protection.report_error("django path params", exc)
-            return None
-        if not params:
-            return None
-        blocked = ctx.run({"server.request.path_params": params})
+        route = (str(match.route) or None) if match is not None else None
+        blocked = ctx.routed(route, {**kwargs, **dict(enumerate(args))})
         return _response(blocked) if blocked is not None else None
 
     def process_exception(

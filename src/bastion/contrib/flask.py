@@ -53,15 +53,7 @@ def _after_routing() -> flask.Response | None:
         return None
     request = flask.request
     rule = request.url_rule
-    ctx.route = rule.rule if rule is not None else None
-    if not request.view_args:
-        return None
-    try:
-        params = {key: str(value) for key, value in request.view_args.items()}
-    except Exception as exc:  # a converter's odd value must not break the request
-        ctx.protection.report_error("flask path params", exc)
-        return None
-    blocked = ctx.run({"server.request.path_params": params})
+    blocked = ctx.routed(rule.rule if rule is not None else None, request.view_args)
     return _response(blocked) if blocked is not None else None
 
 

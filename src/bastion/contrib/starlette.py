@@ -53,18 +53,10 @@ def _patch_routes() -> None:
     async def handle(self: Route, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = current()
         if ctx is not None:
-            ctx.route = self.path
-            params = scope.get("path_params")
-            if params:
-                try:
-                    texts = {key: str(value) for key, value in params.items()}
-                except Exception as exc:  # a converter's odd value must not break the request
-                    ctx.protection.report_error("starlette path params", exc)
-                    texts = {}
-                blocked = ctx.run({"server.request.path_params": texts}) if texts else None
-                if blocked is not None:
-                    await _response(blocked)(scope, receive, send)
-                    return
+            blocked = ctx.routed(self.path, scope.get("path_params"))
+            if blocked is not None:
+                await _response(blocked)(scope, receive, send)
+                return
         await original_handle(self, scope, receive, send)
 
     Route.handle = handle  # type: ignore[method-assign]
