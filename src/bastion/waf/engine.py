@@ -25,6 +25,7 @@ from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, Valu
 from bastion.waf.patterns import PatternSet, compile_re2
 from bastion.waf.plan import AddressView, ConditionRef, Lane, Plan
 from bastion.waf.transformers import make_chain
+from bastion.waf.verdicts import Fresh
 
 if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
@@ -130,10 +131,11 @@ class WafContext:
         result = WafResult()
         self._store.update(addresses)
         filters: _Filters | None = None
+        fresh: list[Fresh] = []
         try:
             filters = self._exclusions(deadline)
             bypass, _, excluded = filters
-            views = self._read(addresses, deadline)
+            views = self._read(addresses, deadline, fresh)
             if views:
                 self._scan_patterns(views, bypass, excluded, deadline)
                 self._run_value_ops(views, bypass, excluded, deadline)
@@ -149,6 +151,12 @@ class WafContext:
             except Exception as exc:
                 self._ruleset.report_operator_error("engine", exc)
                 result.error = repr(exc)
+        if fresh and filters is not None and not (self._matches or result.timeout
+                                                  or result.error or any(filters)):
+            try:
+                self._ruleset.clean_parts.remember(fresh)
+            except Exception as exc:  # a memory that fails costs speed, never the request
+                self._ruleset.report_operator_error("engine", exc)
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
 
@@ -215,14 +223,22 @@ class WafContext:
 
     # ------------------------------------------------------------ reading
 
-    def _read(self, addresses: Mapping[str, object], deadline: float) -> list[AddressView]:
-        """Every new address that some lane reads, as the lanes see it."""
+    def _read(
+        self, addresses: Mapping[str, object], deadline: float, fresh: list[Fresh]
+    ) -> list[AddressView]:
+        """Every new address that some lane reads, as the lanes see it, without the parts
+        earlier runs found clean (see verdicts.py); the parts that could be remembered go
+        to `fresh`."""
         plans = self._plan.addresses
         limits = self._ruleset.limits
+        clean = self._ruleset.clean_parts
         views: list[AddressView] = []
         for address, value in addresses.items():
             plan = plans.get(address)
             if plan is None:
+                continue
+            value = clean.split(address, value, fresh)
+            if value is None:
                 continue
             view = plan.read(value, limits)
             if view is not None:

@@ -35,6 +35,7 @@ from bastion.waf.limits import DEFAULT_LIMITS, Limits
 from bastion.waf.operators import Exists, ExploitDetector, OperatorError, PatternOperator
 from bastion.waf.patterns import PatternError, check_pattern
 from bastion.waf.plan import Lane, PatternCache, Plan, PresenceCheck, build_plan
+from bastion.waf.verdicts import DEFAULT_MAX_LENGTH, CleanParts
 
 logger = logging.getLogger("bastion.waf")
 
@@ -76,6 +77,12 @@ class Ruleset:
         self.document: Mapping[str, Any] = check_document(document)
         self.limits = limits
         self._cache = cache or PatternCache()
+        # Parts of requests that matched nothing (see verdicts.py); set to CleanParts(0) to
+        # look at every part every time.
+        self.clean_parts = CleanParts(
+            max_length=min(DEFAULT_MAX_LENGTH, limits.max_string_length),
+            max_items=limits.max_container_size,
+        )
         diagnostics = Diagnostics()
         self.data = parse_rules_data(document.get("rules_data", []), "$.rules_data",
                                      diagnostics.warnings)

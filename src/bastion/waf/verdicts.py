@@ -1,0 +1,118 @@
+"""Remembered clean verdicts: request parts that came out clean need no second look.
+
+Browsers send the same user agent, accept headers, host and cookie names on request after
+request; a run that finds nothing at all proves that each of its (address, name, text) parts
+matches no condition of any rule, so later runs on the same Ruleset can skip those parts. Only
+flat parts are remembered (a scalar address, or one entry of a {name: text} or {name: [text]}
+mapping): their verdict depends on nothing else. A part is remembered only from a run with no
+match, no active exclusion, no timeout and no error, where every rule looked at every part.
+
+Verdicts belong to one Ruleset: a rule or data update makes a new Ruleset and an empty memory.
+Deny-list data only ever expires, so a part clean under it stays clean. The memory is bounded by
+entries and by text length; when full it starts over, so a flood of unique values costs the
+speed-up, never memory or correctness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Final, cast
+
+# What one run may remember: (address, its text) for a scalar address, or (address, entries)
+# for a mapping, each entry (name, text) or (name, (texts...)) for {name: [texts]}: the two
+# shapes reach rules under different key paths, so they are different entries.
+Fresh = tuple[str, "str | Iterable[Hashable]"]
+
+DEFAULT_CAPACITY: Final = 8192
+DEFAULT_MAX_LENGTH: Final = 512
+
+
+class CleanParts:
+    """A bounded memory of parts that matched nothing, by address. Safe to share between
+    threads: lookups and additions are single set operations, atomic under the GIL, and a
+    reset swaps in a new mapping."""
+
+    __slots__ = ("_capacity", "_max_items", "_max_length", "_seen", "_size")
+
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, max_length: int = DEFAULT_MAX_LENGTH,
+        max_items: int = 256,
+    ) -> None:
+        self._capacity = capacity
+        self._max_length = max_length
+        # A mapping larger than the engine's container limit is not read whole: its parts
+        # past the limit were never looked at, so none of it is remembered.
+        self._max_items = max_items
+        self._seen: dict[str, set[Hashable]] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def split(self, address: str, value: object, fresh: list[Fresh]) -> object | None:
+        """`value` without its remembered clean parts (None when nothing is left); what it
+        still has that could be remembered is appended to `fresh`."""
+        if not self._capacity:
+            return value
+        seen = self._seen.get(address)
+        if type(value) is str:
+            if seen is not None and value in seen:
+                return None
+            if len(value) <= self._max_length:
+                fresh.append((address, value))
+            return value
+        if type(value) is not dict or len(value) > self._max_items:
+            return value
+        entries: Iterable[Hashable] = value.items()
+        if type(next(iter(value.values()), None)) is list:  # {name: [texts]}
+            entries = [(name, tuple(item)) for name, item in value.items()
+                       if type(item) is list]
+            if len(entries) != len(value):
+                return value
+        try:  # one set operation over all the entries
+            known = (seen or set()).intersection(entries)
+        except TypeError:  # something unhashable: not a flat mapping of texts
+            return value
+        if not known:
+            fresh.append((address, entries))
+            return value
+        if len(known) == len(value):
+            return None
+        fresh.append((address, [entry for entry in entries if entry not in known]))
+        if entries is value.items():
+            return {name: item for name, item in value.items() if (name, item) not in known}
+        return {
+            name: item for (name, item), entry in zip(value.items(), entries, strict=True)
+            if entry not in known
+        }
+
+    def remember(self, fresh: list[Fresh]) -> None:
+        """Add what a run that found nothing looked at, leaving out long texts."""
+        limit = self._max_length
+        for address, part in fresh:
+            if type(part) is str:
+                added: list[Hashable] = [part]
+            else:
+                added = [entry for entry in part if _size(entry) <= limit]
+            if not added:
+                continue
+            if self._size + len(added) > self._capacity:
+                self._seen, self._size = {}, 0  # start over: see the module's docstring
+            seen = self._seen.get(address)
+            if seen is None:
+                seen = self._seen[address] = set()
+            before = len(seen)
+            seen.update(added)
+            self._size += len(seen) - before
+
+
+def _size(entry: Hashable) -> int:
+    """Characters of an entry, or more than any limit when it holds anything but texts."""
+    name, item = cast("tuple[object, object]", entry)  # entries are pairs, see Fresh
+    if type(name) is not str:
+        return 1 << 30
+    if type(item) is str:
+        return len(name) + len(item)
+    if type(item) is tuple and all(type(text) is str for text in item):
+        return len(name) + sum(len(text) for text in item)
+    return 1 << 30  # numbers, None...: rare, and left to the engine every time

@@ -1,0 +1,135 @@
+"""Remembered clean parts: faster on repeated traffic, never a missed attack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.waf import load_ruleset
+from bastion.waf.verdicts import CleanParts
+
+HEADERS = "server.request.headers.no_cookies"
+QUERY = "server.request.query"
+
+
+def regex_rule(rule_id: str, address: str, regex: str, key_path: list[str] | None = None,
+               ) -> dict[str, Any]:
+    target: dict[str, Any] = {"address": address}
+    if key_path:
+        target["key_path"] = key_path
+    return {
+        "id": rule_id, "name": rule_id, "tags": {"type": "test", "category": "attack_attempt"},
+        "conditions": [{"operator": "match_regex",
+                        "parameters": {"inputs": [target], "regex": regex}}],
+    }
+
+
+def fired(ruleset: Any, addresses: dict[str, Any]) -> list[str]:
+    return [event["rule"]["id"] for event in ruleset.context().run(addresses).events]
+
+
+def test_bundled_rules_still_see_an_attack_after_its_headers_were_remembered() -> None:
+    ruleset = load_ruleset()
+    headers = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64)", "accept": "text/html"}
+    benign = {HEADERS: headers, QUERY: {"q": ["running shoes"]}}
+    attack = {HEADERS: headers, QUERY: {"q": ["1' UNION SELECT password FROM users--"]}}
+    assert fired(ruleset, benign) == []
+    assert len(ruleset.clean_parts) > 0
+    forgetful = load_ruleset()
+    forgetful.clean_parts = CleanParts(0)
+    assert fired(ruleset, attack) == fired(forgetful, attack) != []
+    assert fired(ruleset, benign) == []
+
+
+def test_a_remembered_name_with_a_new_value_is_looked_at_again() -> None:
+    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", HEADERS, "evil")]})
+    assert fired(ruleset, {HEADERS: {"x-note": "fine"}}) == []
+    assert fired(ruleset, {HEADERS: {"x-note": "evil"}}) == ["r1"]
+
+
+def test_the_same_text_under_another_name_or_shape_is_looked_at_again() -> None:
+    rule = regex_rule("r1", QUERY, "evil", key_path=["b"])
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    assert fired(ruleset, {QUERY: {"a": ["evil"]}}) == []  # not under the rule's key path
+    assert fired(ruleset, {QUERY: {"b": ["evil"]}}) == ["r1"]
+    assert fired(ruleset, {QUERY: {"b": "evil"}}) == ["r1"]
+
+
+def test_a_part_that_met_one_condition_of_two_is_not_remembered() -> None:
+    """A rule needing two headers: the first alone matches nothing that fires, but it is not
+    clean, and must still count when the second arrives in a later request."""
+    rule = regex_rule("r1", HEADERS, "^alpha$", key_path=["x-a"])
+    rule["conditions"].append(regex_rule("-", HEADERS, "^beta$", ["x-b"])["conditions"][0])
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    assert fired(ruleset, {HEADERS: {"x-a": "alpha"}}) == []
+    assert fired(ruleset, {HEADERS: {"x-a": "alpha", "x-b": "beta"}}) == ["r1"]
+
+
+def test_nothing_is_remembered_from_a_run_that_matched() -> None:
+    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "evil")]})
+    assert fired(ruleset, {QUERY: {"q": ["evil"], "page": ["2"]}}) == ["r1"]
+    assert len(ruleset.clean_parts) == 0
+
+
+def test_nothing_is_remembered_while_an_exclusion_is_active() -> None:
+    document = {
+        "version": "2.2",
+        "rules": [regex_rule("r1", QUERY, "evil")],
+        "exclusions": [{"id": "skip-q", "inputs": [{"address": QUERY, "key_path": ["q"]}]}],
+    }
+    ruleset = load_ruleset(document)
+    assert fired(ruleset, {QUERY: {"q": ["evil"]}}) == []
+    assert len(ruleset.clean_parts) == 0
+
+
+def test_nothing_is_remembered_from_a_run_that_timed_out() -> None:
+    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "evil")]})
+    result = ruleset.context().run({QUERY: {"q": ["fine"]}}, timeout_us=0)
+    assert result.timeout
+    assert len(ruleset.clean_parts) == 0
+
+
+def test_a_rules_update_starts_with_an_empty_memory() -> None:
+    deny = {
+        "id": "deny-ip", "name": "deny", "tags": {"type": "block_ip", "category": "security"},
+        "conditions": [{"operator": "ip_match", "parameters": {
+            "inputs": [{"address": "http.client_ip"}], "data": "blocked_ips"}}],
+    }
+    ruleset = load_ruleset({"version": "2.2", "rules": [deny], "rules_data": [
+        {"id": "blocked_ips", "type": "ip_with_expiration", "data": []}]})
+    assert fired(ruleset, {"http.client_ip": "203.0.113.7"}) == []
+    updated = ruleset.update(rules_data=[{"id": "blocked_ips", "type": "ip_with_expiration",
+                                          "data": [{"value": "203.0.113.7", "expiration": 0}]}])
+    assert fired(updated, {"http.client_ip": "203.0.113.7"}) == ["deny-ip"]
+
+
+def test_a_mapping_past_the_container_limit_is_never_remembered() -> None:
+    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "evil")]})
+    many = {f"k{i}": ["fine"] for i in range(300)}
+    assert fired(ruleset, {QUERY: many}) == []
+    assert len(ruleset.clean_parts) == 0
+    many["k299"] = ["evil"]  # past the limit: the engine never reads it, remembered or not
+    assert fired(ruleset, {QUERY: {"k1": ["evil"]}}) == ["r1"]
+
+
+def test_memory_is_bounded_by_entries_and_text_length() -> None:
+    memory = CleanParts(capacity=3, max_length=10)
+    fresh: list[Any] = []
+    assert memory.split(QUERY, {"a": "1", "b": "2", "long": "x" * 20}, fresh) is not None
+    memory.remember(fresh)
+    assert len(memory) == 2  # the long entry is left out
+    kept = memory.split(QUERY, {"a": "1", "b": "2", "long": "x" * 20}, [])
+    assert kept == {"long": "x" * 20}
+    fresh = []
+    memory.split(QUERY, {"c": "3", "d": "4"}, fresh)
+    memory.remember(fresh)  # 2 + 2 > 3: starts over
+    assert len(memory) == 2
+    assert memory.split(QUERY, {"a": "1"}, []) == {"a": "1"}
+
+
+def test_split_leaves_values_it_cannot_judge_whole() -> None:
+    memory = CleanParts()
+    fresh: list[Any] = []
+    nested = {"user": {"name": "x"}, "tags": ["a", "b"]}
+    assert memory.split("server.request.body", nested, fresh) is nested
+    assert fresh == []
+    assert memory.split(QUERY, {"n": [1, {"x": 2}]}, fresh) == {"n": [1, {"x": 2}]}
