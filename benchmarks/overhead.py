@@ -61,6 +61,10 @@ body = json.dumps({"items": [{"sku": "A-%d" % i, "qty": i, "note": "gift wrap pl
 cases = {
   "hello": ("GET", "/hello", ""),
   "search_benign": ("GET", "/search", "q=red+running+shoes&page=2&sort=price_asc"),
+  # The same browser searching: headers repeat, every query string is new (nothing of it can
+  # have been seen before: see bastion.waf.verdicts).
+  "search_fresh": [("GET", "/search", "q=red+running+shoes+%d&page=%d&sort=price_asc" % (i, i % 7))
+                   for i in range(n + 200)],
   "json_post_benign": ("POST", "/api/items", "", body, "application/json"),
   "user_benign": ("GET", "/user", "name=alice"),
   "search_sqli": ("GET", "/search", "q=1%27%20OR%201%3D1--"),
@@ -158,9 +162,10 @@ def safe_call(args):
         return "raised " + type(error).__name__, b""
 res = {"_startup_ms": startup_ms, "_ready_ms": ready_ms}
 for name, args in cases.items():
-    for _ in range(200): safe_call(args)
+    calls = args if isinstance(args, list) else [args]
+    for i in range(200): safe_call(calls[i % len(calls)])
     t = time.perf_counter()
-    for _ in range(n): s, b = safe_call(args)
+    for i in range(200, 200 + n): s, b = safe_call(calls[i % len(calls)])
     res[name] = {"us": (time.perf_counter() - t) / n * 1e6, "status": s}
 print(json.dumps(res))
 '''
@@ -231,7 +236,7 @@ def report(framework: str, modes: list[str], table: dict[tuple[str, str], list[f
             values = startup.get(f"{mode}{key}")
             row += f"{statistics.median(values):22.1f}" if values else f"{'n/a':>22s}"
         print(row)
-    for case in ("search_benign", "user_benign", "json_post_benign"):
+    for case in ("search_benign", "search_fresh", "user_benign", "json_post_benign"):
         ours = added.get(("bastion", case))
         if ours is None:
             continue

@@ -309,3 +309,20 @@ def test_exists_on_headers_within_a_run_and_across_runs() -> None:
     ctx = rs.context()
     assert fired(ctx.run({headers: {"x-a": "1"}})) == []
     assert fired(ctx.run({headers: {"host": "a"}} | debug)) == ["both"]
+
+
+@pytest.mark.parametrize("sink_first", [False, True])
+def test_an_exploit_rule_fires_whichever_comes_first_sink_or_parameters(sink_first: bool) -> None:
+    lfi = {
+        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
+        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
+            "resource": [{"address": "server.io.fs.file"}],
+            "params": [{"address": "server.request.query"}]}}],
+    }
+    ctx = load_ruleset(doc(lfi)).context()
+    runs = [{"server.request.query": {"file": ["../../../etc/passwd"]}},
+            {"server.io.fs.file": "/srv/files/../../../etc/passwd"}]
+    if sink_first:
+        runs.reverse()
+    assert fired(ctx.run(runs[0])) == []
+    assert fired(ctx.run(runs[1])) == ["lfi"]

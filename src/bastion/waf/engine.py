@@ -520,6 +520,12 @@ class WafContext:
         candidates |= ruleset.always_check
         check, gates, store = ruleset.check_on_address, ruleset.presence_gates, self._store
         closed = []
+        with_resource = ruleset.check_with_resource
+        if with_resource and not ruleset.resources.isdisjoint(store):
+            for address in addresses:
+                rules = with_resource.get(address)
+                if rules:
+                    candidates |= rules
         for address in addresses:
             rules = check.get(address)
             if rules:

@@ -159,17 +159,24 @@ class Ruleset:
         ]
         self.check_on_address: dict[str, set[int]] = {}
         self.always_check: set[int] = set()
+        # Exploit rules by the addresses of their user parameters: a parameter arriving after
+        # the sink's resource can still complete them, but on the usual run (parameters,
+        # no sink yet) they are not looked at. `resources` are the sinks' addresses.
+        self.check_with_resource: dict[str, set[int]] = {}
+        resources: set[str] = set()
         for rule_index, rule in enumerate(self.rules):
             for condition in rule.conditions:
                 operator = condition.operator
                 if isinstance(operator, Exists) and operator.negated:
                     self.always_check.add(rule_index)
                 elif isinstance(operator, Exists | ExploitDetector):
-                    addresses = [t.address for t in condition.targets]
-                    if isinstance(operator, ExploitDetector):
-                        addresses += [a for a, _ in operator.params]
-                    for address in addresses:
-                        self.check_on_address.setdefault(address, set()).add(rule_index)
+                    for target in condition.targets:
+                        self.check_on_address.setdefault(target.address, set()).add(rule_index)
+                if isinstance(operator, ExploitDetector):
+                    resources.update(target.address for target in condition.targets)
+                    for address, _ in operator.params:
+                        self.check_with_resource.setdefault(address, set()).add(rule_index)
+        self.resources = frozenset(resources)
         self.presence_gates = _presence_gates(self.rules, self.check_on_address)
         # Every address a rule or an exclusion reads: a caller may skip building the others.
         self.addresses: frozenset[str] = frozenset(
@@ -177,7 +184,7 @@ class Ruleset:
             for condition in (*(c for r in self.rules for c in r.conditions),
                               *(c for e in self.exclusions for c in e.conditions))
             for target in condition.targets
-        ) | frozenset(self.check_on_address)
+        ) | frozenset(self.check_on_address) | frozenset(self.check_with_resource)
         # Where each `exists` condition looks, by id(condition): checked on every run that
         # brings its address.
         conditions = [c for r in self.rules for c in r.conditions]
