@@ -206,7 +206,11 @@ def parse_condition(
         if "resource" not in groups or "params" not in groups:
             raise OperatorError(f"{path}.parameters needs 'resource' and 'params'")
         resource, user_params = groups.pop("resource"), groups.pop("params")
-        operator: Operator = ExploitDetector(operator_name, resource, user_params, groups)
+        options = params.get("options", {})
+        if not isinstance(options, Mapping):
+            raise OperatorError(f"{path}.parameters.options must be an object")
+        operator: Operator = ExploitDetector(operator_name, resource, user_params, groups,
+                                             dict(options))
         targets = tuple(Target(a, k, (), False) for a, k in resource)
         return Condition(operator, targets)
     try:

@@ -264,6 +264,8 @@ class ExploitDetector:
     resource: list[tuple[str, tuple[str | int, ...]]]
     params: list[tuple[str, tuple[str | int, ...]]]
     extra: dict[str, list[tuple[str, tuple[str | int, ...]]]] = field(default_factory=dict)
+    # The rule's `options` (`path-inspection` for ssrf_detector), as written.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 EXPLOIT_DETECTORS = frozenset(
