@@ -195,15 +195,3 @@ def test_hostile_input_is_bounded() -> None:
         started = time.perf_counter()
         is_shi(value)
         assert time.perf_counter() - started < 1.0
-
-
-def test_fast_path_is_fast() -> None:
-    values = ["hello", "en-US,en;q=0.9", "The quick brown fox jumps over the lazy dog",
-              "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"]
-    rounds = 2000
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for value in values:
-            is_shi(value)
-    per_call = (time.perf_counter() - started) / (rounds * len(values))
-    assert per_call < 20e-6  # ~1us on a developer machine; generous for CI
