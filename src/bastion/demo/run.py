@@ -23,6 +23,10 @@ TRIES = (
     ("SQL injection in a path parameter", "/product/" + quote(
         "0 UNION SELECT 1, flag, 'x', 0 FROM secrets")),
     ("reflected XSS", "/search?q=" + quote("<script>alert(document.domain)</script>")),
+    ("path traversal to a secret file", "/download?name=" + quote("../secret.txt")),
+    ("server-side request forgery to the cloud metadata address",
+     "/preview?url=" + quote("http://169.254.169.254/latest/meta-data/")),
+    ("shell injection through the ping tool", "/ping?host=" + quote("127.0.0.1; id")),
 )
 
 
@@ -35,7 +39,8 @@ def serve(port: int, mode: str, events: str, workers: int) -> int:
     _compile_rules()
     base = f"http://127.0.0.1:{port}"
     print(f"Bastion demo shop on {base}  ({mode} mode; Ctrl-C stops it)\n")
-    print("The shop is deliberately vulnerable (string-built SQL, unescaped output); Bastion")
+    print("The shop is deliberately vulnerable (string-built SQL, unescaped output, a file")
+    print("download, a URL fetch and a shell command built from user input); Bastion")
     print("stands in front of it. Try, in another terminal:\n")
     for label, path in TRIES:
         print(f"  # {label}")

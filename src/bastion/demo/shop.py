@@ -10,6 +10,11 @@ one, because tests compare protected and unprotected responses byte for byte. Th
 admin account has no password at all (nothing random that a SQL injection could dump): no
 password logs in as admin, only the injection does.
 
+Four pages reach a dangerous sink with the user's input, one per kind that exploit
+prevention guards: string-built SQL (search, product, login), a file download by name, a URL
+preview and a ping tool. The ping tool runs a shell command line on purpose: it is the one
+place in Bastion's code that does, because a shell injection needs a shell to inject into.
+
 gunicorn: ``gunicorn "bastion.demo.shop:create_app()"`` (each worker gets its own database).
 """
 
@@ -18,10 +23,12 @@ from __future__ import annotations
 import atexit
 import hashlib
 import hmac
+import os
 import secrets
 import shutil
 import sqlite3
 import tempfile
+import urllib.request
 import xml.parsers.expat
 from collections.abc import Callable
 from pathlib import Path
@@ -49,9 +56,17 @@ MAX_NOTE_CHARS = 1000
 MAX_QUANTITY = 100
 MAX_FILENAME_CHARS = 100
 MAX_IMPORTED = 100
+MAX_SHOWN_BYTES = 4096  # what a download, a preview or a ping shows at most
+FETCH_TIMEOUT_S = 2.0
 COOKIE = "shop_session"
 FLAG = "FLAG{bastion-demo-secret-exfiltrated}"
 XML_TYPES = ("application/xml", "text/xml")
+# The files /download serves, and a secret beside (not inside) their folder.
+DOWNLOADS = {
+    "size-guide.txt": "Shoe sizes: EU 36-48. Jackets: XS-XXL.\n",
+    "returns.txt": "Returns are free within 30 days.\n",
+}
+SECRET_FILE = "secret.txt"
 
 PRODUCTS: tuple[tuple[str, str, float], ...] = (
     ("Running shoes", "Light trail running shoes with a grippy sole.", 89.99),
@@ -104,6 +119,9 @@ EXAMPLES: tuple[tuple[str, str, dict[str, str]], ...] = (
      {"product_id": "1", "review": "<img src=x onerror=alert(1)>"}),
     ("Read the flag through the JSON API", "api_products",
      {"q": "' UNION SELECT 1, flag, 0 FROM secrets--"}),
+    ("Read a file outside the downloads folder", "download", {"name": "../secret.txt"}),
+    ("Make the shop fetch a local file", "preview", {"url": "file:///etc/passwd"}),
+    ("Run a command through the ping tool", "ping", {"host": "127.0.0.1; id"}),
 )
 
 TEMPLATES = {
@@ -135,6 +153,10 @@ page instead.</p>
 <li><a href="{{ url_for('product', product_id='1') }}">A product page</a>
   (SQL injection in the id, reflected XSS in <code>review</code>)</li>
 <li><a href="{{ url_for('login_form') }}">Log in</a> (SQL injection: authentication bypass)</li>
+<li><a href="{{ url_for('download', name='size-guide.txt') }}">Downloads</a> (path traversal),
+  <a href="{{ url_for('preview', url='https://example.com/') }}">link preview</a>
+  (server-side request forgery), <a href="{{ url_for('ping', host='127.0.0.1') }}">ping
+  tool</a> (shell injection)</li>
 <li><a href="{{ url_for('api_products', q='shoes') }}">JSON search API</a> (SQL injection);
   <code>POST /api/orders</code> (JSON), <code>POST /api/upload</code> (multipart) and
   <code>POST /api/import</code> (XML) are benign</li>
@@ -190,6 +212,14 @@ page instead.</p>
 {% block title %}Welcome {{ username }}{% endblock %}
 {% block body %}<p>You are signed in as <strong>{{ username }}</strong>.</p>{% endblock %}
 """,
+    "tool.html": """{% extends "layout.html" %}{% block title %}{{ title }}{% endblock %}
+{% block body %}
+{{ vulnerable|safe }}
+<form action="{{ url_for(endpoint) }}"><input name="{{ field }}" value="{{ value }}">
+<button>Go</button></form>
+{% if output is not none %}<pre>{{ output }}</pre>{% endif %}
+{% endblock %}
+""",
     "error.html": """{% extends "layout.html" %}{% block title %}{{ title }}{% endblock %}
 {% block body %}<p class="error">{{ message }}</p>{% endblock %}
 """,
@@ -206,12 +236,18 @@ def create_app(db_path: str | None = None) -> Flask:
     database = Path(db_path) if db_path is not None else workdir / "shop.db"
     uploads = workdir / "uploads"
     uploads.mkdir()
+    downloads = workdir / "downloads"
+    downloads.mkdir()
+    for name, content in DOWNLOADS.items():
+        (downloads / name).write_text(content, encoding="utf-8")
+    (workdir / SECRET_FILE).write_text(FLAG + "\n", encoding="utf-8")
     _seed(database)
 
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(
         SHOP_DATABASE=str(database),
         SHOP_UPLOADS=str(uploads),
+        SHOP_DOWNLOADS=str(downloads),
         SHOP_COOKIE_KEY=secrets.token_bytes(32),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
@@ -383,6 +419,56 @@ def _login_page(failed: bool, username: str) -> str:
                            vulnerable=VULNERABLE.format("the login form is pasted into SQL"))
 
 
+def download() -> tuple[str, int]:
+    name = request.args.get("name", "")
+    output, status = None, 200
+    if name:
+        # DELIBERATELY VULNERABLE (path traversal): the name is joined to the folder as it
+        # is, so name=../secret.txt reads the file beside the folder, and an absolute name
+        # reads any file the shop can.
+        path = current_app.config["SHOP_DOWNLOADS"] + "/" + name
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                output = handle.read(MAX_SHOWN_BYTES)
+        except OSError as exc:
+            output, status = f"cannot read {name}: {exc.strerror}", 404
+    return _tool("Downloads", "download", "name", name, output,
+                 "the file name is joined to the folder unchecked (path traversal)"), status
+
+
+def preview() -> tuple[str, int]:
+    url = request.args.get("url", "")
+    output, status = None, 200
+    if url:
+        # DELIBERATELY VULNERABLE (server-side request forgery): the shop fetches whatever
+        # URL it is given, internal addresses and file:// included.
+        try:
+            with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
+                output = answer.read(MAX_SHOWN_BYTES).decode("utf-8", "replace")
+        except (OSError, ValueError) as exc:
+            output, status = f"cannot fetch {url}: {exc}", 502
+    return _tool("Link preview", "preview", "url", url, output,
+                 "the shop fetches any URL it is given (server-side request forgery)"), status
+
+
+def ping() -> str:
+    host = request.args.get("host", "")
+    output = None
+    if host:
+        # DELIBERATELY VULNERABLE (shell injection): the host is pasted into a shell command
+        # line, so host="127.0.0.1; id" runs id as well.
+        with os.popen(f"ping -c 1 -W 1 {host} 2>&1") as pipe:
+            output = pipe.read(MAX_SHOWN_BYTES)
+    return _tool("Ping", "ping", "host", host, output,
+                 "the host is pasted into a shell command line (shell injection)")
+
+
+def _tool(title: str, endpoint: str, field: str, value: str, output: str | None,
+          flaw: str) -> str:
+    return render_template("tool.html", title=title, endpoint=endpoint, field=field,
+                           value=value, output=output, vulnerable=VULNERABLE.format(flaw))
+
+
 def health() -> Response:
     return Response("ok", mimetype="text/plain")
 
@@ -481,6 +567,9 @@ ROUTES: tuple[tuple[str, RouteCallable, list[str]], ...] = (
     ("/product/<product_id>", product, ["GET"]),
     ("/login", login_form, ["GET"]),
     ("/login", login, ["POST"]),
+    ("/download", download, ["GET"]),
+    ("/preview", preview, ["GET"]),
+    ("/ping", ping, ["GET"]),
     ("/health", health, ["GET"]),
     ("/api/products", api_products, ["GET"]),
     ("/api/orders", api_orders, ["POST"]),
