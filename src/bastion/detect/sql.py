@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-__all__ = ["DIALECTS", "Token", "is_sqli", "tokenize"]
+__all__ = [
+    "DIALECTS", "Lexeme", "Token", "dialect_of", "is_numeral", "is_sqli", "scan",
+    "sign_binds", "tokenize",
+]
 
 DIALECTS = ("generic", "mysql", "postgres", "sqlite")
 
@@ -28,6 +31,18 @@ class Token(NamedTuple):
     kind: str
     text: str
     start: int
+
+
+class Lexeme(NamedTuple):
+    """A token with its extent and whether its closing mark was found: the sanitizer must
+    hide an unterminated literal to the end, and the injection check must see where an
+    input sits relative to the quotes."""
+
+    kind: str
+    text: str
+    start: int
+    end: int
+    closed: bool  # False: a quoted literal or name, or a block comment, ran to the end
 
 
 # Token kinds. One character each so that a token sequence reads as a short fingerprint.
@@ -170,14 +185,16 @@ class _Rules(NamedTuple):
     exec_comments: bool  # /*! code */ is code (MySQL)
     brackets: bool  # [name] is an identifier (SQLite, SQL Server)
     digit_names: bool  # 1abc is one identifier (MySQL); otherwise it is 1 then abc
+    digit_separators: bool = False  # 1_000 is one number (PostgreSQL 16, SQLite 3.46)
+    octal: bool = False  # 0o17 is one number (PostgreSQL 16)
 
 
 _RULES: dict[str, _Rules] = {
     # generic: the union of the dialects, resolved the way that exposes more code.
     "generic": _Rules(True, False, True, True, True, False, True, True, True),
     "mysql": _Rules(True, True, True, True, False, False, True, False, True),
-    "postgres": _Rules(False, False, False, False, True, True, False, False, False),
-    "sqlite": _Rules(False, False, False, False, False, False, False, True, False),
+    "postgres": _Rules(False, False, False, False, True, True, False, False, False, True, True),
+    "sqlite": _Rules(False, False, False, False, False, False, False, True, False, True),
 }
 
 _Tok = tuple[str, str, int, int]  # kind, normalised text (words upper-cased), start, end
@@ -225,8 +242,12 @@ def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
     character when `backslash` is set.
     """
     n = len(s)
+    j = s.find(q, i)
     while True:
-        j = s.find(q, i)
+        if 0 <= j < i:
+            # the quote found last was escaped or part of a pair: look further (searching
+            # again only then keeps a run of backslashes linear)
+            j = s.find(q, i)
         if backslash:
             b = s.find("\\", i, j if j >= 0 else n)
             if b >= 0:
@@ -248,6 +269,23 @@ def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
             i = k
             continue
         return j + 1, True
+
+
+_RADIX_DIGITS = {"x": _HEX, "b": frozenset("01"), "o": frozenset("01234567")}
+
+
+def _digits(s: str, i: int, digits: frozenset[str], separators: bool) -> int:
+    """End of the run of `digits` from i; with `separators`, a "_" between two digits too."""
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c in digits:
+            i += 1
+        elif c == "_" and separators and i + 1 < n and s[i + 1] in digits and s[i - 1] in digits:
+            i += 2
+        else:
+            break
+    return i
 
 
 _PUNCTUATION = {"(": K_OPEN, ")": K_CLOSE, ",": K_COMMA, ";": K_SEMI, ".": K_DOT}
@@ -295,28 +333,23 @@ def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
         # --- numbers ---------------------------------------------------------------------------
         if c in _DIGITS or (c == "." and i + 1 < n and s[i + 1] in _DIGITS):
             j = i + 1
-            if c == "0" and j < n and s[j] in "xXbB":
-                digits = _HEX if s[j] in "xX" else frozenset("01")
-                k = j + 1
-                while k < n and s[k] in digits:
-                    k += 1
+            sep = rules.digit_separators
+            if c == "0" and j < n and (s[j] in "xXbB" or (rules.octal and s[j] in "oO")):
+                digits = _RADIX_DIGITS[s[j].lower()]
+                k = _digits(s, j + 1, digits, sep)
                 if k > j + 1:
                     j = k
             else:
-                while j < n and s[j] in _DIGITS:
-                    j += 1
+                j = _digits(s, j, _DIGITS, sep)
                 if c != "." and j < n and s[j] == ".":
                     j += 1
-                while j < n and s[j] in _DIGITS:
-                    j += 1
+                j = _digits(s, j, _DIGITS, sep)
                 if j < n and s[j] in "eE":
                     k = j + 1
                     if k < n and s[k] in "+-":
                         k += 1
                     if k < n and s[k] in _DIGITS:
-                        while k < n and s[k] in _DIGITS:
-                            k += 1
-                        j = k
+                        j = _digits(s, k, _DIGITS, sep)
             plain = s[start:j].isdigit()
             if plain and rules.digit_names and j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
                 while j < n and (s[j] in wordc or ord(s[j]) >= 0x80):
@@ -373,15 +406,21 @@ def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
             if rules.nested_comments:
                 depth = 1
                 j = i + 2
+                # the next closing and opening marks, searched again only once passed, so
+                # that deep nesting stays linear
+                a = s.find("*/", j)
+                b = s.find("/*", j)
                 while depth and j < n:
-                    a = s.find("*/", j)
-                    b = s.find("/*", j, a if a >= 0 else n)
-                    if b >= 0:
+                    if b >= 0 and (a < 0 or b + 2 <= a):
                         depth += 1
                         j = b + 2
+                        b = s.find("/*", j)
                     elif a >= 0:
                         depth -= 1
                         j = a + 2
+                        a = s.find("*/", j)
+                        if 0 <= b < j:
+                            b = s.find("/*", j)
                     else:
                         j = n
                         break
@@ -472,6 +511,77 @@ def tokenize(text: str, dialect: str = "generic") -> list[Token]:
     for kind, _norm, start, end in _lex(text, _RULES[dialect]):
         out.append(Token(kind, text[start:end], start))
     return out
+
+
+def scan(text: str, dialect: str = "generic") -> list[Lexeme]:
+    """Like `tokenize`, with each token's end and whether its closing mark was found."""
+    if dialect not in _DIALECT_SET:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {DIALECTS}")
+    out: list[Lexeme] = []
+    rules = _RULES[dialect]
+    new = tuple.__new__  # a NamedTuple's own constructor costs as much as lexing the token
+    for kind, norm, start, end in _lex(text, rules):
+        raw = text[start:end]
+        closed = True
+        if kind in _MAY_STAY_OPEN:
+            if norm[0] == "\x00":
+                closed = False  # quoted strings and double-quoted names mark it so
+            elif kind == K_NAME and raw[0] == "`":
+                closed = _scan_quoted(raw, 1, "`", False) == (len(raw), True)
+            elif kind == K_NAME and raw[0] == "[":
+                closed = len(raw) > 1 and raw[-1] == "]"
+            elif kind == K_VAR and raw[0] == "@":
+                q = 2 if raw[:2] == "@@" else 1  # MySQL's @'quoted name'
+                if q < len(raw) and raw[q] in "'\"`":
+                    bs = rules.backslash and raw[q] != "`"
+                    closed = _scan_quoted(raw, q + 1, raw[q], bs) == (len(raw), True)
+            elif kind == K_COMMENT and raw[:2] == "/*":
+                closed = False  # a closed block comment is K_INLINE
+        out.append(new(Lexeme, (kind, raw, start, end, closed)))
+    return out
+
+
+_MAY_STAY_OPEN = frozenset({K_STRING, K_NAME, K_VAR, K_COMMENT})
+# Kinds that end an operand: a "-" or "+" after one adds or subtracts.
+_OPERAND_ENDS = frozenset({K_NAME, K_NUMBER, K_STRING, K_VAR, K_CLOSE})
+
+
+def is_numeral(tok: Lexeme) -> bool:
+    """A number written in digits (TRUE, FALSE and NULL are K_NUMBER tokens too)."""
+    return tok.kind == K_NUMBER and tok.text[0] in "0123456789."
+
+
+def sign_binds(prev: Lexeme | None) -> bool:
+    """Does a "-" or "+" after `prev` (None: at the start) sign the number that follows it,
+    as in `= -5` or `(-5`, rather than subtract, as in `a - 5` or `arr[1] - 5`?"""
+    if prev is None:
+        return True
+    return prev.kind not in _OPERAND_ENDS and not (prev.kind == K_OTHER and prev.text == "]")
+
+
+# Names a driver, an ORM or OpenTelemetry's db.system give the database, by their first word
+# with trailing digits dropped ("psycopg2" -> "psycopg", "postgresql+asyncpg" -> "postgresql").
+_DIALECT_ALIASES = {
+    **dict.fromkeys(
+        ("postgres", "postgresql", "psycopg", "pg", "asyncpg", "aiopg", "pgdb", "pygresql"),
+        "postgres",
+    ),
+    **dict.fromkeys(
+        ("mysql", "mariadb", "pymysql", "mysqldb", "mysqlclient", "aiomysql", "asyncmy",
+         "mysqlconnector", "cymysql"),
+        "mysql",
+    ),
+    **dict.fromkeys(("sqlite", "pysqlite", "aiosqlite", "sqlcipher"), "sqlite"),
+}
+
+
+def dialect_of(name: str) -> str:
+    """The tokenizer dialect for a database, driver or module name; unknown -> "generic"."""
+    key = name.strip().lower().lstrip("_")
+    end = 0
+    while end < len(key) and key[end].isascii() and key[end].isalnum():
+        end += 1
+    return _DIALECT_ALIASES.get(key[:end].rstrip("0123456789"), "generic")
 
 
 # --- grammar ------------------------------------------------------------------------------------
