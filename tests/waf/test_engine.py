@@ -326,3 +326,18 @@ def test_an_exploit_rule_fires_whichever_comes_first_sink_or_parameters(sink_fir
         runs.reverse()
     assert fired(ctx.run(runs[0])) == []
     assert fired(ctx.run(runs[1])) == ["lfi"]
+
+
+def test_parameters_arriving_after_a_sink_check_are_compared_at_the_next_sink() -> None:
+    lfi = {
+        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
+        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
+            "resource": [{"address": "server.io.fs.file"}],
+            "params": [{"address": "server.request.query"},
+                       {"address": "server.request.body"}]}}],
+    }
+    ctx = load_ruleset(doc(lfi)).context()
+    assert fired(ctx.run({"server.request.query": {"page": ["2"]}})) == []
+    assert fired(ctx.run({"server.io.fs.file": "/srv/files/report.pdf"})) == []
+    assert fired(ctx.run({"server.request.body": {"name": "../../../etc/passwd"}})) == []
+    assert fired(ctx.run({"server.io.fs.file": "/srv/files/../../../etc/passwd"})) == ["lfi"]

@@ -19,7 +19,7 @@ from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any
 
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
-from bastion.waf.exploits import detect_exploit
+from bastion.waf.exploits import ParamTexts, detect_exploit
 from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
 from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
 from bastion.waf.patterns import PatternSet, compile_re2
@@ -117,6 +117,8 @@ class WafContext:
         self._matches: dict[tuple[int, int], _Match] = {}
         self._fired: set[int] = set()
         self._active_exclusions: set[int] = set()
+        # User parameters' texts for the exploit detectors, until a run brings parameters.
+        self._param_texts: ParamTexts = {}
 
     @property
     def addresses(self) -> Mapping[str, object]:
@@ -130,6 +132,9 @@ class WafContext:
         deadline = started + timeout_us / 1e6
         result = WafResult()
         self._store.update(addresses)
+        if self._param_texts and not self._ruleset.check_with_resource.keys().isdisjoint(
+                addresses):
+            self._param_texts = {}
         filters: _Filters | None = None
         fresh: list[Fresh] = []
         try:
@@ -501,7 +506,8 @@ class WafContext:
             self._matches[slot] = _Match(operator.name, "", target.address, target.key_path, "", "")
             return True
         if isinstance(operator, ExploitDetector):
-            found = detect_exploit(operator, self._store, self._ruleset.limits)
+            found = detect_exploit(operator, self._store, self._ruleset.limits,
+                                   self._param_texts)
             if found is None:
                 return False
             resource, param = found

@@ -174,6 +174,8 @@ class AddressPlan:
 
     def read(self, value: object, limits: Limits) -> AddressView | None:
         """The address's values as every lane sees them; None when nothing is inspectable."""
+        if type(value) is str and value.isascii() and len(value) <= limits.max_string_length:
+            return self._read_text(value)
         value_paths: Sequence[KeyPath] = ()
         key_paths: Sequence[KeyPath] = ()
         values: list[str] = []
@@ -211,6 +213,29 @@ class AddressPlan:
             self, texts, scanned, (value_paths, key_paths), (values, keys),
             (value_joined, key_joined), extras,
         )
+
+
+    def _read_text(self, text: str) -> AddressView:
+        """`read` for the most common scalar, one ASCII text within the limits (the URI, the
+        method): no walk, and each chain applied to the one text directly."""
+        values = [text]
+        texts = [[] if keys_only else values for keys_only in self.kinds]
+        scanned = text
+        extras: list[tuple[int, int]] = []
+        for variant, keys_only, chain in self.chained:
+            if keys_only:
+                continue
+            own = chain.apply(text)
+            if own != text:
+                texts[variant] = [own]
+                scanned = f"{scanned}\n{own}"
+                extras.append((variant, 0))
+        return AddressView(self, texts, scanned, (_SCALAR_PATHS, ()), (values, []),
+                           (text, ""), extras)
+
+
+# The key paths of a scalar address's one value.
+_SCALAR_PATHS: Sequence[KeyPath] = ((),)
 
 
 class AddressView:
