@@ -1,9 +1,12 @@
 """sqlmap against the demo shop's injectable search, with Bastion off and on (block mode).
 
 usage: python benchmarks/sqlmap_demo.py [--level 3] [--risk 1] [--endpoint search]
+                                       [--exploit-prevention-only]
 
 The demo shop (`bastion.demo.shop`) builds its search SQL by string formatting: with Bastion
 off, sqlmap must find the injection; with Bastion on in block mode, it must find nothing.
+`--exploit-prevention-only` runs Bastion with the exploit-prevention rules alone (module
+"rasp": the SQL statement checked at the database call), no request rules at all.
 Each run gets a fresh gunicorn on 127.0.0.1 and a fresh sqlmap session directory, so no result
 is carried over from one run to the other. Needs `pip install sqlmap gunicorn flask`.
 """
@@ -11,6 +14,7 @@ is carried over from one run to the other. Needs `pip install sqlmap gunicorn fl
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -64,18 +68,36 @@ def run_sqlmap(url: str, level: int, risk: int, workdir: Path) -> tuple[bool, st
     return vulnerable, "\n".join(summary[-8:]), time.monotonic() - started
 
 
+def exploit_prevention_rules(directory: Path) -> Path:
+    """The bundled rules reduced to exploit prevention (tags.module == "rasp")."""
+    from bastion.waf.ruleset import default_rules_document
+
+    document = dict(default_rules_document())
+    document["rules"] = [rule for rule in document["rules"]
+                         if rule.get("tags", {}).get("module") == "rasp"]
+    path = directory / "rasp-only.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--level", type=int, default=3)
     parser.add_argument("--risk", type=int, default=1)
     parser.add_argument("--endpoint", choices=sorted(ENDPOINTS), default="search")
+    parser.add_argument("--exploit-prevention-only", action="store_true",
+                        help="Bastion with its exploit-prevention rules only")
     args = parser.parse_args()
     results = {}
     for protected in (False, True):
         label = "Bastion on (block mode)" if protected else "Bastion off"
         with tempfile.TemporaryDirectory() as workdir:
-            server = DemoServer("flask", protected, env={
-                "BASTION_MODE": "block", "BASTION_EVENT_LOG": str(Path(workdir) / "events.jsonl")})
+            env = {"BASTION_MODE": "block",
+                   "BASTION_EVENT_LOG": str(Path(workdir) / "events.jsonl")}
+            if args.exploit_prevention_only:
+                env["BASTION_RULES"] = str(exploit_prevention_rules(Path(workdir)))
+                label += ", exploit prevention only"
+            server = DemoServer("flask", protected, env=env)
             server.start()
             try:
                 url = f"http://127.0.0.1:{server.port}{ENDPOINTS[args.endpoint]}"

@@ -47,6 +47,10 @@ class Settings:
     block_template_html: str | None = None
     block_template_json: str | None = None
     config_poll_interval_s: float = 1.0
+    exploit_prevention: bool = True
+    tracing: bool | None = None  # None: on when otlp_endpoint is set
+    otlp_endpoint: str | None = None
+    service_name: str | None = None
 
     @classmethod
     def from_env(
@@ -71,6 +75,11 @@ class Settings:
     @property
     def blocking(self) -> bool:
         return self.mode == "block"
+
+    @property
+    def tracing_on(self) -> bool:
+        """BASTION_TRACING, or by default whether an OTLP endpoint was given."""
+        return self.otlp_endpoint is not None if self.tracing is None else self.tracing
 
 
 def variable_names() -> dict[str, str]:
@@ -157,6 +166,21 @@ def _regex(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+def _service_name(raw: str) -> str:
+    if len(raw) > 255 or not raw.isprintable():
+        raise ValueError(f"expected a printable name of at most 255 characters, got {raw!r}")
+    return raw
+
+
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "enabled": ("BASTION_ENABLED", _boolean),
     "mode": ("BASTION_MODE", _mode),
@@ -173,6 +197,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "block_template_html": ("BASTION_BLOCK_TEMPLATE_HTML", _existing_file),
     "block_template_json": ("BASTION_BLOCK_TEMPLATE_JSON", _existing_file),
     "config_poll_interval_s": ("BASTION_CONFIG_POLL_INTERVAL", _positive_float(0.05, 60)),
+    "exploit_prevention": ("BASTION_EXPLOIT_PREVENTION", _boolean),
+    "tracing": ("BASTION_TRACING", _boolean),
+    "otlp_endpoint": ("BASTION_OTLP_ENDPOINT", _http_url),
+    "service_name": ("BASTION_SERVICE_NAME", _service_name),
 }
 
 assert set(_PARSERS) == {f.name for f in fields(Settings)}, "every setting has a variable"

@@ -8,14 +8,17 @@ through `RequestContext.run`. Nothing here knows a framework.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from typing import Any
 
+from bastion import tracing
 from bastion.addresses import addresses_of, header_map
 from bastion.blocking import BlockedRequest, BlockResponse, render
 from bastion.clientip import resolve_client_ip
@@ -40,6 +43,38 @@ _RESPONSE_ADDRESSES = ("server.response.status", "server.response.headers.no_coo
 def current() -> RequestContext | None:
     """The context of the request being handled in this thread or task, if any."""
     return _current.get()
+
+
+# `current()` without the Python call around it, for hooks that run on every SQL statement or
+# file open of the process (bastion.sinks): outside a request they cost only this lookup.
+current_fast = _current.get
+
+MAX_STACK_FRAMES = 32
+
+
+def stack_frames(limit: int = MAX_STACK_FRAMES) -> dict[str, Any]:
+    """The caller's stack for an event: most recent call last, without Bastion's own frames
+    (the hook, the rules), the outermost dropped past `limit`. Source lines are not read."""
+    frames: list[dict[str, Any]] = []
+    dropped = 0
+    for frame, line in traceback.walk_stack(sys._getframe()):
+        module = frame.f_globals.get("__name__")
+        if isinstance(module, str) and _is_bastion(module):
+            continue
+        if len(frames) == limit:
+            dropped += 1
+            continue
+        code = frame.f_code
+        frames.append({"file": code.co_filename, "line": line,
+                       "function": getattr(code, "co_qualname", code.co_name)})
+    frames.reverse()
+    return {"frames": frames, "dropped_frames": dropped}
+
+
+def _is_bastion(module: str) -> bool:
+    """Bastion's own code; the demo application inside the package is an application."""
+    return (module == "bastion" or module.startswith("bastion.")) and not module.startswith(
+        "bastion.demo.")
 
 
 class RequestContext:
@@ -77,6 +112,7 @@ class RequestContext:
             _RESPONSE_ADDRESSES)
         self._timeout_us = self.settings.waf_timeout_us
         self._token: Token[RequestContext | None] | None = None
+        self._span: tracing.ServerSpan | None = None
         self._finished = False
         self.id = ""  # given when the first event is recorded
 
@@ -84,12 +120,15 @@ class RequestContext:
 
     def __enter__(self) -> RequestContext:
         self._token = _current.set(self)
+        self._span = tracing.enter(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
+        if self._span is not None:
+            self._span.exit()
 
     def start(self, body: bytes = b"") -> BlockResponse | None:
         """Inspect the request as it arrived: line, headers, cookies, query, body."""
@@ -127,9 +166,15 @@ class RequestContext:
                 f"rules evaluation exceeded {timeout_us} us; the rest was skipped"))
         if not result.events:
             return None
+        if "generate_stack" in result.actions:
+            stack = stack_frames()
+            for event in result.events:
+                event["stack"] = stack
         self.events.extend(result.events)
         if not self.id:
             self.id = str(uuid.uuid4())
+        if self._span is not None:
+            self._span.attacked(self)
         if result.blocking and self.settings.blocking:
             return self._block(result.actions)
         return None
@@ -145,6 +190,8 @@ class RequestContext:
     def _block(self, actions: Mapping[str, Mapping[str, Any]]) -> BlockResponse:
         self.blocked = render(actions, self.headers.get("accept", ""),
                               self.protection.templates, self.id)
+        if self._span is not None:
+            self._span.attacked(self)
         return self.blocked
 
     def routed(self, route: str | None, params: Mapping[Any, Any] | None) -> BlockResponse | None:
@@ -181,6 +228,8 @@ class RequestContext:
         if self._finished:
             return
         self._finished = True
+        if self._span is not None:
+            self._span.finish(self)
         if not self.events and self.blocked is None:
             return
         try:

@@ -39,6 +39,10 @@ def install(settings: Settings | None = None) -> Protection:
             from bastion.remote.configfile import ConfigFileWatcher
 
             ConfigFileWatcher(_installed, settings.config_file).start()
+        if settings.enabled and settings.tracing_on:
+            from bastion import tracing
+
+            tracing.configure(settings)
         return _installed
 
 
@@ -54,7 +58,8 @@ def protect() -> Protection:
     """Protect every Flask, Django and Starlette/FastAPI app of this process.
 
     Call it before the application is created (`bastion-run` does it for you). Frameworks are
-    patched when the application imports them, so protect() itself stays fast.
+    patched when the application imports them, so protect() itself stays fast; so are the
+    sinks of exploit prevention (database drivers, files, HTTP clients, processes).
     """
     protection = install()
     if not protection.settings.enabled:
@@ -65,6 +70,10 @@ def protect() -> Protection:
     when_imported("django.core.handlers.wsgi", lambda _: _patch_django("wsgi", protection))
     when_imported("django.core.handlers.asgi", lambda _: _patch_django("asgi", protection))
     when_imported("starlette.applications", lambda _: _patch_starlette(protection))
+    if protection.settings.exploit_prevention:
+        from bastion import sinks
+
+        sinks.install()
     return protection
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -341,3 +342,25 @@ def test_parameters_arriving_after_a_sink_check_are_compared_at_the_next_sink() 
     assert fired(ctx.run({"server.io.fs.file": "/srv/files/report.pdf"})) == []
     assert fired(ctx.run({"server.request.body": {"name": "../../../etc/passwd"}})) == []
     assert fired(ctx.run({"server.io.fs.file": "/srv/files/../../../etc/passwd"})) == ["lfi"]
+
+
+def test_time_spent_waiting_does_not_count_against_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The budget is the rules' own work: a thread kept waiting (for the GIL held by another
+    thread, say) past the wall-clock deadline still examines the whole request."""
+    rs = load_ruleset(doc(rule("sqli", "is_sqli", {"inputs": QUERY}),
+                          rule("xss", "is_xss", {"inputs": QUERY})))
+    sqli = rs.lanes["server.request.query"][0].value_ops[0][0]
+    original = sqli.match
+
+    def kept_waiting(value: str) -> str | None:
+        time.sleep(0.01)  # no CPU spent: another thread runs meanwhile
+        return original(value)
+
+    monkeypatch.setattr(sqli, "match", kept_waiting)
+    query = {"b": ["Zoë"], "c": ["<script>alert(1)</script>"]}
+    result = rs.context().run({"server.request.query": query}, timeout_us=5000)
+    assert result.duration_us > 5000  # the wall clock did pass the deadline
+    assert not result.timeout
+    assert fired(result) == ["xss"]

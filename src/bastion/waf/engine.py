@@ -117,6 +117,7 @@ class WafContext:
         self._matches: dict[tuple[int, int], _Match] = {}
         self._fired: set[int] = set()
         self._active_exclusions: set[int] = set()
+        self._budget = (0.0, 0.0)  # (thread CPU time at the run's start, seconds allowed)
         # User parameters' texts for the exploit detectors, until a run brings parameters.
         self._param_texts: ParamTexts = {}
 
@@ -130,6 +131,7 @@ class WafContext:
         """Evaluate the new addresses; returns the events and actions of rules that fired now."""
         started = time.perf_counter()
         deadline = started + timeout_us / 1e6
+        self._budget = (time.thread_time(), timeout_us / 1e6)
         result = WafResult()
         self._store.update(addresses)
         if self._param_texts and not self._ruleset.check_with_resource.keys().isdisjoint(
@@ -165,13 +167,22 @@ class WafContext:
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
 
+    def _overrun(self) -> None:
+        """The wall clock passed the deadline: stop if this thread really spent the budget
+        on the rules. Time spent waiting (for the GIL held by another thread, a configuration
+        reload, a descheduled process) is not the rules' cost, and must not let an attack
+        through unexamined."""
+        started, budget = self._budget
+        if time.thread_time() - started >= budget:
+            raise _Deadline
+
     # ------------------------------------------------------------ exclusions
 
     def _exclusions(self, deadline: float) -> _Filters:
         ruleset = self._ruleset
         if not ruleset.exclusions:
             if time.perf_counter() > deadline:
-                raise _Deadline
+                self._overrun()
             return _NO_FILTERS
         bypass: set[int] = set()
         monitor: set[int] = set()
@@ -183,7 +194,7 @@ class WafContext:
                 self._active_exclusions.add(index)
             self._apply_exclusion(exclusion, bypass, monitor, excluded)
         if time.perf_counter() > deadline:
-            raise _Deadline
+            self._overrun()
         return bypass, monitor, excluded
 
     def _apply_exclusion(
@@ -249,7 +260,7 @@ class WafContext:
             if view is not None:
                 views.append(view)
             if time.perf_counter() > deadline:
-                raise _Deadline
+                self._overrun()
         return views
 
     # ------------------------------------------------------------ patterns
@@ -274,7 +285,7 @@ class WafContext:
             data = "\n".join(view.scanned for view in group_views).encode()
             hits = group.patterns.locate(data)
             if time.perf_counter() > deadline:
-                raise _Deadline
+                self._overrun()
             if not hits:
                 continue
             if ranks is None:
@@ -297,7 +308,7 @@ class WafContext:
         by_text: dict[str, set[int]] = {}  # per run, not across runs: Hyperscan's answers
         for _, index, view, lane, text, relevant in found:
             if time.perf_counter() > deadline:
-                raise _Deadline
+                self._overrun()
             group = view.plan.group
             assert group is not None
             patterns = group.patterns
@@ -373,7 +384,7 @@ class WafContext:
                     chosen = found[position]
                     indexes = sorted(chosen) if len(chosen) > 1 else list(chosen)
                 if clock() > deadline:
-                    raise _Deadline
+                    self._overrun()
                 if done or bypass or matches:
                     refs = [
                         ref for ref in refs

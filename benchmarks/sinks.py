@@ -1,0 +1,132 @@
+"""Cost of the exploit-prevention hooks: a SQLite query and an open() of a small file, each
+unhooked, hooked outside a request, and hooked inside one, side by side.
+
+usage: python benchmarks/sinks.py [--rules FILE] [--n 20000] [--rounds 7]
+
+"Inside" runs in a started RequestContext of a benign request (three query parameters) with
+the bundled rules (or --rules): every call hands its statement or path to the rules. The
+rules' own evaluation of the sink address is printed too, since it is most of that cost.
+Each figure is the median over rounds of the mean time per call; the three ways alternate
+within a round so that drift hits them alike. Targets: outside <= 1.05x, inside <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from bastion import sinks
+from bastion.config import Settings
+from bastion.context import RequestContext
+from bastion.protection import Protection
+from bastion.waf import load_ruleset
+
+QUERY = "SELECT name FROM items WHERE id = ?"
+TARGETS = {"outside": 1.05, "inside": 1.5}
+
+
+def mean_us(call: Callable[[], object], n: int) -> float:
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            call()
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        gc.enable()
+
+
+def sqlite_query(connection: sqlite3.Connection) -> Callable[[], object]:
+    return lambda: connection.execute(QUERY, (42,)).fetchone()
+
+
+def open_file(path: Path) -> Callable[[], object]:
+    def read() -> bytes:
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    return read
+
+
+def database(connect: Callable[..., sqlite3.Connection]) -> sqlite3.Connection:
+    connection = connect(":memory:")
+    connection.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    connection.executemany("INSERT INTO items VALUES (?, ?)",
+                           [(i, f"item {i}") for i in range(100)])
+    return connection
+
+
+def request_context(protection: Protection) -> RequestContext:
+    ctx = RequestContext(protection, "GET", "/catalog/search?q=running+shoes&size=42&sort=price",
+                         {"host": "shop.example.com", "accept": "text/html"}, "203.0.113.7")
+    if ctx.start() is not None:
+        raise SystemExit("the benchmark's benign request was blocked")
+    return ctx
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", help="a rule file instead of the bundled rules")
+    parser.add_argument("--n", type=int, default=20000, help="calls per measurement")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    ruleset = load_ruleset(args.rules) if args.rules else load_ruleset()
+    protection = Protection(Settings(mode="block", event_log="off"), ruleset)
+    ctx = request_context(protection)
+    workdir = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
+    small = workdir / "small.txt"
+    small.write_bytes(b"x" * 128)
+
+    sinks.uninstall()
+    plain_db = database(sqlite3.connect)
+    plain = {"SQLite query": sqlite_query(plain_db), "open() small file": open_file(small)}
+    sinks.install()
+    hooked_db = database(sqlite3.connect)  # now the hooked connect()
+    hooked = {"SQLite query": sqlite_query(hooked_db), "open() small file": open_file(small)}
+    rules_only = {
+        "SQLite query": lambda: ctx.run({"server.db.statement": QUERY,
+                                         "server.db.system": "sqlite"}),
+        "open() small file": lambda: ctx.run({"server.io.fs.file": str(small)}),
+    }
+
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"unhooked": [], "outside": [], "inside": [], "rules": []} for name in plain}
+    for name in plain:
+        for call in (plain[name], hooked[name]):  # warm up both, and the thread's scratch
+            mean_us(call, 1000)
+        with ctx:
+            mean_us(hooked[name], 1000)
+        for _ in range(args.rounds):
+            for way, call, inside in (("unhooked", plain[name], False),
+                                      ("outside", hooked[name], False),
+                                      ("inside", hooked[name], True),
+                                      ("rules", rules_only[name], True)):
+                scope: Any = ctx if inside else nullcontext()
+                with scope:
+                    results[name][way].append(mean_us(call, args.n))
+    sinks.uninstall()
+
+    print(f"{'per call (us)':<20}{'unhooked':>10}{'outside':>10}{'ratio':>8}"
+          f"{'inside':>10}{'ratio':>8}{'rules':>10}")
+    for name, ways in results.items():
+        base = statistics.median(ways["unhooked"])
+        outside = statistics.median(ways["outside"])
+        inside = statistics.median(ways["inside"])
+        rules = statistics.median(ways["rules"])
+        print(f"{name:<20}{base:>10.2f}{outside:>10.2f}{outside / base:>7.2f}x"
+              f"{inside:>10.2f}{inside / base:>7.2f}x{rules:>10.2f}")
+    print(f"targets: outside <= {TARGETS['outside']}x, inside <= {TARGETS['inside']}x; "
+          "'rules' is ctx.run on the sink address alone")
+
+
+if __name__ == "__main__":
+    main()

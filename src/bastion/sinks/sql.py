@@ -1,0 +1,288 @@
+"""SQL sinks: every statement a DB-API driver is asked to run, with its dialect.
+
+The address is the statement as the application wrote it (`server.db.statement`), before the
+driver binds or interpolates parameters: bound values are data, and the question is whether
+user input became SQL. `server.db.system` names the dialect the detector reads it in.
+
+Python drivers (psycopg 3, PyMySQL, mysqlclient) are hooked on their cursor classes in place.
+C cursor types cannot be changed (sqlite3, psycopg2), so their `connect()` passes a connection
+factory, a subclass of the one the application asked for, whose cursors are subclasses that
+check. SQLAlchemy and other layers end in these cursors.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from bastion.context import current_fast
+from bastion.sinks.check import (
+    Addresses,
+    Args,
+    Kwargs,
+    Reader,
+    argument,
+    async_hook,
+    mark,
+    sync_hook,
+    text,
+)
+from bastion.sinks.patching import is_hooked, replace
+
+logger = logging.getLogger("bastion")
+
+FAMILY = "sql"
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+MYSQL = "mysql"
+
+
+def statement(query: object, context: object) -> str:
+    """The statement's text: str, bytes, or a psycopg/psycopg2 `sql.Composable` rendered for
+    the cursor or connection `context` (no round trip to the server)."""
+    if type(query) is str:
+        return query
+    as_string = getattr(query, "as_string", None)
+    if as_string is not None and not isinstance(query, str | bytes):
+        return text(as_string(context))
+    return text(query)
+
+
+def reader(system: str, name: str) -> Reader:
+    """Reads the statement of `method(self, query, ...)`, the query passed as `name`."""
+
+    def read(args: Args, kwargs: Kwargs) -> Addresses:
+        query = argument(args, kwargs, 1, name)
+        return {"server.db.statement": statement(query, args[0]), "server.db.system": system}
+
+    return read
+
+
+def _hook_methods(owner: Any, system: str, names: dict[str, str], *,
+                  coroutines: bool = False) -> None:
+    """Hook `owner`'s methods in place: {method: name of its query parameter}."""
+    hook = async_hook if coroutines else sync_hook
+    for method, parameter in names.items():
+        if method in vars(owner):
+            read = reader(system, parameter)
+            replace(owner, method, functools.partial(hook, family=FAMILY, reader=read))
+
+
+# ---------------------------------------------------------------- C cursors: subclasses
+
+_subclasses: dict[tuple[type, str], type] = {}
+
+# (name, original, checked) -> the method to install; for C methods with a fixed signature.
+Specialize = Callable[[str, Any, Callable[..., Any]], Callable[..., Any]]
+
+
+def hooked_subclass(base: type, system: str, methods: dict[str, str],
+                    extra: dict[str, Any] | None = None,
+                    specialize: Specialize | None = None) -> type:
+    """A subclass of `base` whose `methods` ({name: query parameter}) check their statement
+    first; made once per base. `extra` adds other attributes (a connection's cursor factory)."""
+    if getattr(base, "__bastion_hooked__", False):
+        return base
+    key = (base, system)
+    made = _subclasses.get(key)
+    if made is not None:
+        return made
+    namespace: dict[str, Any] = {}
+    for name, parameter in methods.items():
+        original = getattr(base, name)
+        checked = sync_hook(original, FAMILY, reader(system, parameter))
+        namespace[name] = specialize(name, original, checked) if specialize else checked
+    namespace.update(extra or {})
+    namespace.update(__module__=base.__module__, __qualname__=base.__qualname__,
+                     __doc__=base.__doc__, __bastion_hooked__=True)
+    made = type(base.__name__, (base,), namespace)
+    return _subclasses.setdefault(key, made)
+
+
+def _wrap_connect(
+    original: Callable[..., Any], factory_index: int, factory_name: str,
+    default: type, hook: Callable[[Any], type],
+) -> Callable[..., Any]:
+    """`connect()` with the connection factory (given or default) replaced by `hook(factory)`.
+    A factory that cannot be subclassed is kept, unhooked, and that is said once."""
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        try:
+            if len(args) > factory_index:
+                factory = args[factory_index]
+                args = (*args[:factory_index], hook(factory), *args[factory_index + 1:])
+            else:
+                kwargs[factory_name] = hook(kwargs.get(factory_name) or default)
+        except Exception as exc:
+            _warn_once(original, exc)
+        return original(*args, **kwargs)
+
+    return mark(connect, original)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(original: Callable[..., Any], exc: Exception) -> None:
+    name = f"{getattr(original, '__module__', '')}.{getattr(original, '__qualname__', '')}"
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning("bastion: a connection from %s cannot be hooked (%r); its statements are "
+                       "not checked", name, exc)
+
+
+# ---------------------------------------------------------------- sqlite3
+
+_SQLITE_METHODS = {"execute": "sql", "executemany": "sql", "executescript": "sql_script"}
+
+
+def _sqlite_exact(own: tuple[object, ...]) -> Specialize:
+    """sqlite3 runs a query in about a microsecond: its own C methods (`own`) get overrides
+    with their exact positional signature, which outside a request cost one lookup and the C
+    call (a generic *args wrapper costs a fifth more). A method the application overrode keeps
+    the generic hook, which accepts whatever its signature is."""
+    return functools.partial(_specialize, own)
+
+
+def _specialize(own: tuple[object, ...], name: str, original: Any,
+                checked: Callable[..., Any]) -> Callable[..., Any]:
+    lookup = current_fast
+    if any(original is method for method in own):
+        if name == "execute":
+            def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
+                if lookup() is None:
+                    return original(self, sql, parameters)
+                return checked(self, sql, parameters)
+
+            return mark(execute, original)
+        if name == "executemany":
+            def executemany(self: Any, sql: Any, parameters: Any, /) -> Any:
+                if lookup() is None:
+                    return original(self, sql, parameters)
+                return checked(self, sql, parameters)
+
+            return mark(executemany, original)
+        if name == "executescript":
+            def executescript(self: Any, script: Any, /) -> Any:
+                if lookup() is None:
+                    return original(self, script)
+                return checked(self, script)
+
+            return mark(executescript, original)
+    return checked
+
+
+def patch_sqlite3(sqlite3: ModuleType) -> None:
+    """`sqlite3.connect` (and `sqlite3.dbapi2.connect`, what SQLAlchemy calls) make hooked
+    connections; the application's own `factory=` is subclassed."""
+    base_connection: Any = sqlite3.Connection
+    base_cursor: Any = sqlite3.Cursor
+    exact = _sqlite_exact(tuple(getattr(base, name) for base in (base_connection, base_cursor)
+                                for name in _SQLITE_METHODS))
+
+    def cursor_class(factory: Any) -> Any:
+        if not (isinstance(factory, type) and issubclass(factory, base_cursor)):
+            return factory  # a function returning a cursor: called as is, unhooked
+        return hooked_subclass(factory, SQLITE, _SQLITE_METHODS, specialize=exact)
+
+    def connection_class(factory: Any) -> type:
+        if not (isinstance(factory, type) and issubclass(factory, base_connection)):
+            raise TypeError(f"factory {factory!r} is not a sqlite3.Connection subclass")
+        chosen: Any = factory
+        parent_cursor = chosen.cursor
+        default_cursor = cursor_class(base_cursor)
+
+        def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if args:
+                args = (cursor_class(args[0]), *args[1:])
+            elif "factory" in kwargs:
+                kwargs["factory"] = cursor_class(kwargs["factory"])
+            elif parent_cursor is base_connection.cursor:
+                args = (default_cursor,)
+            # else: the application's own cursor() picks its default factory itself
+            return parent_cursor(self, *args, **kwargs)
+
+        return hooked_subclass(factory, SQLITE, _SQLITE_METHODS,
+                               {"cursor": mark(cursor, parent_cursor)}, exact)
+
+    for module in (sqlite3, getattr(sqlite3, "dbapi2", None)):
+        if module is not None and not is_hooked(module.connect):
+            replace(module, "connect", lambda original: _wrap_connect(
+                original, 5, "factory", base_connection, connection_class))
+
+
+# ---------------------------------------------------------------- psycopg2
+
+_PSYCOPG2_METHODS = {"execute": "query", "executemany": "query", "copy_expert": "sql"}
+
+
+def patch_psycopg2(psycopg2: ModuleType) -> None:
+    """`psycopg2.connect` makes hooked connections; `connection_factory=` and every
+    `cursor_factory` (DictCursor, RealDictCursor, ...) are subclassed."""
+    extensions = psycopg2.extensions
+    base_connection: Any = extensions.connection
+    base_cursor: Any = extensions.cursor
+
+    def cursor_class(factory: Any) -> Any:
+        if not (isinstance(factory, type) and issubclass(factory, base_cursor)):
+            return factory
+        return hooked_subclass(factory, POSTGRESQL, _PSYCOPG2_METHODS)
+
+    def connection_class(factory: Any) -> type:
+        if not (isinstance(factory, type) and issubclass(factory, base_connection)):
+            raise TypeError(f"connection_factory {factory!r} is not a psycopg2 connection class")
+        chosen: Any = factory
+        parent_cursor = chosen.cursor
+
+        def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # cursor(name=None, cursor_factory=None, scrollable=None, withhold=False)
+            if len(args) > 1:
+                wanted = args[1] or self.cursor_factory or base_cursor
+                args = (args[0], cursor_class(wanted), *args[2:])
+            else:
+                wanted = kwargs.get("cursor_factory") or self.cursor_factory or base_cursor
+                kwargs["cursor_factory"] = cursor_class(wanted)
+            return parent_cursor(self, *args, **kwargs)
+
+        return hooked_subclass(factory, POSTGRESQL, {},
+                               {"cursor": mark(cursor, parent_cursor)})
+
+    replace(psycopg2, "connect", lambda original: _wrap_connect(
+        original, 1, "connection_factory", base_connection, connection_class))
+
+
+# ---------------------------------------------------------------- pure-Python drivers
+
+def patch_psycopg(psycopg: ModuleType) -> None:
+    """psycopg 3: the sync and async cursors, client- and server-side, hooked in place
+    (`Connection.execute` goes through them)."""
+    _hook_methods(psycopg.Cursor, POSTGRESQL,
+                  {"execute": "query", "executemany": "query", "stream": "query"})
+    _hook_methods(psycopg.ServerCursor, POSTGRESQL, {"execute": "query"})
+    # stream() returns an async generator without awaiting: the check runs when it is made.
+    _hook_methods(psycopg.AsyncCursor, POSTGRESQL, {"stream": "query"})
+    _hook_methods(psycopg.AsyncCursor, POSTGRESQL, {"execute": "query", "executemany": "query"},
+                  coroutines=True)
+    _hook_methods(psycopg.AsyncServerCursor, POSTGRESQL, {"execute": "query"}, coroutines=True)
+
+
+def patch_pymysql(cursors: ModuleType) -> None:
+    """PyMySQL: `pymysql.cursors.Cursor`, base of every PyMySQL cursor."""
+    _hook_methods(cursors.Cursor, MYSQL, {"execute": "query", "executemany": "query"})
+
+
+def patch_mysqldb(cursors: ModuleType) -> None:
+    """mysqlclient: `MySQLdb.cursors.BaseCursor`, base of every MySQLdb cursor."""
+    _hook_methods(cursors.BaseCursor, MYSQL, {"execute": "query", "executemany": "query"})
+
+
+PATCHES: dict[str, Callable[[ModuleType], None]] = {
+    "sqlite3": patch_sqlite3,
+    "psycopg2": patch_psycopg2,
+    "psycopg": patch_psycopg,
+    "pymysql.cursors": patch_pymysql,
+    "MySQLdb.cursors": patch_mysqldb,
+}

@@ -1,0 +1,81 @@
+"""Security-aware tracing on OpenTelemetry: server spans, propagation, providers.
+
+Users keep the collector and the trace backend they run: Bastion's server spans follow the
+HTTP conventions, carry `bastion.*` attributes and events on attacks, and go into the
+application's tracer provider, or one Bastion sets up (OTLP/HTTP to `BASTION_OTLP_ENDPOINT`).
+
+This module is what the request path sees, and imports nothing of OpenTelemetry until
+`configure()` turns tracing on: without the `tracing` extra, Bastion works as before and says
+once that tracing was asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bastion.config import Settings
+    from bastion.context import RequestContext
+    from bastion.tracing.provider import Pipeline
+    from bastion.tracing.server import ServerSpan as ServerSpan
+    from bastion.tracing.server import ServerTracer
+
+__all__ = ["configure", "enabled", "enter", "shutdown"]
+
+logger = logging.getLogger("bastion")
+
+_server: ServerTracer | None = None
+_lock = threading.Lock()
+_missing_said = False
+
+
+def configure(settings: Settings, pipeline: Pipeline | None = None) -> bool:
+    """Trace every protected request of this process from now on; False when OpenTelemetry
+    is not installed. The first configuration stays (call `shutdown()` to change it).
+    `pipeline` replaces the provider resolution (tests, embedding)."""
+    global _server, _missing_said
+    with _lock:
+        if _server is not None:
+            return True
+        try:
+            from bastion.tracing import outgoing
+            from bastion.tracing.server import ServerTracer
+        except ImportError as exc:
+            if not _missing_said:
+                _missing_said = True
+                logger.warning("bastion: tracing was asked for (BASTION_TRACING or "
+                               "BASTION_OTLP_ENDPOINT) but OpenTelemetry is not installed "
+                               "(%s); pip install 'bastion[tracing]'. Requests are still "
+                               "protected, not traced.", exc)
+            return False
+        server = ServerTracer(settings)
+        if pipeline is not None:
+            server.use(pipeline)
+        outgoing.enable()
+        _server = server
+        return True
+
+
+def enabled() -> bool:
+    return _server is not None
+
+
+def enter(request: RequestContext) -> ServerSpan | None:
+    """The request's server span, started and made current; None when tracing is off."""
+    server = _server
+    return None if server is None else server.enter(request)
+
+
+def shutdown() -> None:
+    """Stop tracing: outgoing hooks removed, Bastion's own provider flushed and shut down."""
+    global _server
+    with _lock:
+        server, _server = _server, None
+    if server is None:
+        return
+    from bastion.tracing import outgoing
+
+    outgoing.disable()
+    server.shutdown()

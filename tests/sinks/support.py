@@ -1,0 +1,81 @@
+"""Shared by the sink tests: the bundled exploit-prevention rules, protections, requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bastion.config import Settings
+from bastion.context import RequestContext
+from bastion.protection import Protection
+from bastion.waf import Ruleset, load_ruleset
+
+SINK_ADDRESSES = ("server.db.statement", "server.io.fs.file", "server.io.net.url",
+                  "server.sys.shell.cmd", "server.sys.exec.cmd")
+
+
+def rasp_rules() -> Ruleset:
+    """The bundled rules of the `rasp` module alone: the request's own rules (which would stop
+    most of these attacks before the application runs) stay out of the way, so what is tested
+    is the sink."""
+    text = resources.files("bastion.waf").joinpath("rules/default.json").read_text("utf-8")
+    document = json.loads(text)
+    document["rules"] = [rule for rule in document["rules"]
+                         if rule.get("tags", {}).get("module") == "rasp"]
+    assert len(document["rules"]) >= 5
+    return load_ruleset(document)
+
+
+_RULES: list[Ruleset] = []
+
+
+def make_protection(tmp_path: Path, mode: str = "block") -> Protection:
+    if not _RULES:
+        _RULES.append(rasp_rules())
+    settings = Settings(mode=mode, event_log=str(tmp_path / "events.jsonl"))
+    return Protection(settings, _RULES[0])
+
+
+def read_events(protection: Protection, tmp_path: Path) -> list[dict[str, Any]]:
+    protection.event_log.flush()
+    path = tmp_path / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@contextmanager
+def request(protection: Protection, query: Mapping[str, str] | None = None,
+            path: str = "/") -> Iterator[RequestContext]:
+    """A started request with `query` as its query string, current while the block runs;
+    finished (its event written) after it."""
+    target = f"{path}?{urlencode(query)}" if query else path
+    ctx = RequestContext(protection, "GET", target,
+                         {"host": "shop.example", "accept": "application/json"}, "203.0.113.9")
+    try:
+        with ctx:
+            assert ctx.start() is None, "the request itself must not be blocked"
+            yield ctx
+    finally:
+        ctx.finish()
+
+
+def spy(ctx: RequestContext) -> list[dict[str, object]]:
+    """Every address mapping a sink hands to `ctx.run` from now on, in order."""
+    seen: list[dict[str, object]] = []
+    run = ctx.run
+
+    def recording(addresses: Mapping[str, object]) -> Any:
+        if any(address in addresses for address in SINK_ADDRESSES):
+            seen.append(dict(addresses))
+        return run(addresses)
+
+    ctx.run = recording  # type: ignore[method-assign]
+    return seen
+
+
+def rule_ids(event: Mapping[str, Any]) -> list[str]:
+    return [trigger["rule"]["id"] for trigger in event["triggers"]]
