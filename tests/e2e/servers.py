@@ -58,7 +58,8 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        server, target = APPS[self.app]
+        # A name of APPS, or "<gunicorn|uvicorn> <module:app>" for an app of a test's own.
+        server, target = APPS[self.app] if self.app in APPS else self.app.split(" ", 1)
         if server == "gunicorn":
             argv = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "1",
                     "--threads", "4", "--log-level", "warning", target]
