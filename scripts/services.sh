@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install (if missing) and start the backing services used by Bastion's tests:
+# Install (if missing) and start the backing services used by Bastion's tests (and the
+# build tools of the mysqlclient driver the tests use):
 #   PostgreSQL 15  127.0.0.1:5432  user bastion / password bastion / db bastion_test
 #   MariaDB        127.0.0.1:3306  user bastion / password bastion / db bastion_test
 #   Redis          127.0.0.1:6379  no password
@@ -58,6 +59,10 @@ install_missing() {
     pkg_installed "postgresql-${PG_VERSION}" || missing+=(postgresql)
     pkg_installed mariadb-server || missing+=(mariadb-server)
     pkg_installed redis-server || missing+=(redis-server)
+    # the test suite's mysqlclient driver builds against libmysqlclient
+    pkg_installed default-libmysqlclient-dev || missing+=(default-libmysqlclient-dev)
+    pkg_installed pkg-config || missing+=(pkg-config)
+    command -v gcc >/dev/null 2>&1 || missing+=(gcc)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
