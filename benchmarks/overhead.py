@@ -7,10 +7,11 @@ messages on one event loop), so the figure is the framework plus the protection 
 socket noise. A local sink on 127.0.0.1 accepts whatever the peers' tracers export.
 
 usage: python benchmarks/overhead.py [--frameworks flask,django,fastapi]
-                                     [--modes plain,bastion,ddtrace,zen] [--rounds 5] [--n 3000]
+                                     [--modes plain,bastion,bastion-tracing,ddtrace,zen] [--rounds 5] [--n 3000]
                                      [--python INTERPRETER]
   plain    the framework alone
   bastion  import bastion; bastion.protect()  (block mode, bundled rules, events to a file)
+  bastion-tracing  the same with BASTION_TRACING on, spans exported over OTLP/HTTP to the sink
   ddtrace  ddtrace.auto with DD_APPSEC_ENABLED=true (agent = the local sink)
   zen      aikido_zen.protect() with AIKIDO_BLOCK=true, no token
 Peers are optional (install them in a separate virtualenv, never beside Bastion): a mode whose
@@ -38,7 +39,7 @@ CHILD = r'''
 import io, json, os, sys, time
 framework, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 started = time.perf_counter()
-if mode == "bastion":
+if mode in ("bastion", "bastion-tracing"):  # the latter with BASTION_TRACING (child_env)
     import bastion; protection = bastion.protect()
 elif mode == "ddtrace":
     import ddtrace.auto  # noqa: F401
@@ -46,7 +47,7 @@ elif mode == "zen":
     import aikido_zen; aikido_zen.protect()
 startup_ms = (time.perf_counter() - started) * 1000
 ready_ms = startup_ms
-if mode == "bastion":  # protect() returns at once; the rules finish loading in a thread
+if mode in ("bastion", "bastion-tracing"):  # protect() returns; the rules load in a thread
     protection.wait_ready(); ready_ms = (time.perf_counter() - started) * 1000
 import sqlite3
 db = sqlite3.connect(":memory:", check_same_thread=False)
@@ -189,15 +190,17 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def child_env(port: int, events: Path) -> dict[str, str]:
-    return dict(
-        os.environ, DD_TRACE_AGENT_URL=f"http://127.0.0.1:{port}", DD_APPSEC_ENABLED="true",
+def child_env(port: int, events: Path, mode: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BASTION_", "OTEL_"))}
+    env.update(
+        DD_TRACE_AGENT_URL=f"http://127.0.0.1:{port}", DD_APPSEC_ENABLED="true",
         DD_REMOTE_CONFIGURATION_ENABLED="false", DD_INSTRUMENTATION_TELEMETRY_ENABLED="false",
         DD_TRACE_STARTUP_LOGS="false", AIKIDO_BLOCK="true",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", BASTION_TRACING="true",
         BASTION_MODE="block", BASTION_EVENT_LOG=str(events),
     )
+    if mode == "bastion-tracing":  # spans exported over OTLP/HTTP to the local sink
+        env.update(BASTION_TRACING="true", BASTION_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    return env
 
 
 def run_child(python: str, framework: str, mode: str, n: int, env: dict[str, str]
@@ -237,24 +240,29 @@ def report(framework: str, modes: list[str], table: dict[tuple[str, str], list[f
             row += f"{statistics.median(values):22.1f}" if values else f"{'n/a':>22s}"
         print(row)
     for case in ("search_benign", "search_fresh", "user_benign", "json_post_benign"):
-        ours = added.get(("bastion", case))
-        if ours is None:
-            continue
-        notes = []
-        for peer, share in (("zen", 2), ("ddtrace", 10)):
-            theirs = added.get((peer, case))
-            if theirs is not None and theirs > 0:
-                target = theirs / share
-                verdict = "met" if ours <= target else "NOT met"
-                notes.append(f"{peer} adds {theirs:.0f} us, target <= {target:.0f} us: {verdict}")
-        print(f"  bastion adds {ours:.0f} us on {case}" + (f"; {'; '.join(notes)}" if notes
-                                                           else ""))
+        for ours_mode in ("bastion", "bastion-tracing"):
+            _targets(added, ours_mode, case)
+
+
+def _targets(added: dict[tuple[str, str], float], mode: str, case: str) -> None:
+    """One line: what `mode` adds on `case`, beside the targets the peers set."""
+    ours = added.get((mode, case))
+    if ours is None:
+        return
+    notes = []
+    for peer, share in (("zen", 2), ("ddtrace", 10)):
+        theirs = added.get((peer, case))
+        if theirs is not None and theirs > 0:
+            target = theirs / share
+            verdict = "met" if ours <= target else "NOT met"
+            notes.append(f"{peer} adds {theirs:.0f} us, target <= {target:.0f} us: {verdict}")
+    print(f"  {mode} adds {ours:.0f} us on {case}" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frameworks", default="flask,django,fastapi")
-    parser.add_argument("--modes", default="plain,bastion,ddtrace,zen")
+    parser.add_argument("--modes", default="plain,bastion,bastion-tracing,ddtrace,zen")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--python", default=sys.executable,
@@ -266,11 +274,12 @@ def main() -> int:
     tables: dict[str, dict[tuple[str, str], list[float]]] = {f: {} for f in frameworks}
     startups: dict[str, dict[str, list[float]]] = {f: {} for f in frameworks}
     with tempfile.TemporaryDirectory() as workdir:
-        env = child_env(server.server_address[1], Path(workdir) / "events.jsonl")
+        port, events = server.server_address[1], Path(workdir) / "events.jsonl"
         for round_number in range(args.rounds):
             for framework in frameworks:
                 for mode in modes:
-                    result = run_child(args.python, framework, mode, args.n, env)
+                    result = run_child(args.python, framework, mode, args.n,
+                                       child_env(port, events, mode))
                     if isinstance(result, str):
                         print(json.dumps({"round": round_number, "framework": framework,
                                           "mode": mode, "error": result}), flush=True)
