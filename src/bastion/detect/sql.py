@@ -14,6 +14,7 @@ the length of the value, with an explicit (non-recursive) stack for parentheses.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -513,10 +514,27 @@ def tokenize(text: str, dialect: str = "generic") -> list[Token]:
     return out
 
 
+# Applications send the same few statements again and again (placeholders, not values): the
+# sink check and the tracing sanitizer read each one once. Bounded by entries and by length.
+_SCAN_CACHE_SIZE = 1024
+_SCAN_CACHE_MAX_CHARS = 4096
+
+
 def scan(text: str, dialect: str = "generic") -> list[Lexeme]:
     """Like `tokenize`, with each token's end and whether its closing mark was found."""
     if dialect not in _DIALECT_SET:
         raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {DIALECTS}")
+    if len(text) <= _SCAN_CACHE_MAX_CHARS:
+        return list(_scan_remembered(text, dialect))
+    return _scan(text, dialect)
+
+
+@functools.lru_cache(maxsize=_SCAN_CACHE_SIZE)
+def _scan_remembered(text: str, dialect: str) -> tuple[Lexeme, ...]:
+    return tuple(_scan(text, dialect))
+
+
+def _scan(text: str, dialect: str) -> list[Lexeme]:
     out: list[Lexeme] = []
     rules = _RULES[dialect]
     new = tuple.__new__  # a NamedTuple's own constructor costs as much as lexing the token

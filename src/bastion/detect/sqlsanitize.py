@@ -10,6 +10,8 @@ statement.
 
 from __future__ import annotations
 
+import functools
+
 from bastion.detect.sql import (
     K_CLOSE,
     K_COMMA,
@@ -39,9 +41,20 @@ def sanitize(statement: str, dialect: str = "generic") -> str:
     raises: on an internal error the whole statement is hidden as "?".
     """
     try:
+        if len(statement) <= _CACHE_MAX_CHARS:
+            return _sanitize_remembered(statement, dialect_of(dialect))
         return _sanitize(statement, dialect_of(dialect))
     except Exception:  # a trace attribute must never break the query it describes
         return "?"
+
+
+# The same statements run again and again (values go in parameters): sanitize each once.
+_CACHE_MAX_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _sanitize_remembered(statement: str, dialect: str) -> str:
+    return _sanitize(statement, dialect)
 
 
 def _sanitize(statement: str, dialect: str) -> str:
