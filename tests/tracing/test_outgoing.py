@@ -4,6 +4,9 @@ handled: urllib, http.client, urllib3, requests, httpx (sync and async)."""
 from __future__ import annotations
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -224,3 +227,20 @@ def test_exports_carry_no_trace_context(
             detach(token)
     assert "traceparent" in downstream.seen["/urllib"]
     assert "traceparent" not in downstream.seen["/http.client"]
+
+
+def test_http_client_imported_after_protect_gets_the_propagation_hook() -> None:
+    """The import hook hands over http.client while it is still being imported; patching it
+    must not need the `http` package to have its `client` attribute yet."""
+    script = (
+        "import bastion; bastion.protect()\n"
+        "import http.client\n"
+        "print(http.client.HTTPConnection.putrequest.__qualname__)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    environment.update(BASTION_TRACING="true", BASTION_EVENT_LOG="off",
+                       PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True,
+                          text=True, check=True, timeout=60)
+    assert "could not instrument" not in done.stderr
+    assert done.stdout.strip().endswith("bastion_putrequest")

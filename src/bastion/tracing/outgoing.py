@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -59,7 +60,7 @@ def enable() -> None:
         if _enabled:
             return
         _enabled = True
-    when_imported("http.client", lambda _: _patch_http_client())
+    when_imported("http.client", _patch_http_client)
     for library in INSTRUMENTATIONS:
         when_imported(library, functools.partial(_instrument_on_import, library))
 
@@ -101,10 +102,10 @@ def _instrument_on_import(library: str, module: ModuleType) -> None:
             _instrumented.append(instrumentor)
 
 
-def _patch_http_client() -> None:
-    import http.client
-
-    connection = http.client.HTTPConnection
+def _patch_http_client(module: ModuleType) -> None:
+    # The module as the import hook hands it over: while it is being imported, `import
+    # http.client` here would find the package without its `client` attribute yet.
+    connection = module.HTTPConnection
     with _lock:
         if not _enabled or _http_client_originals:
             return
@@ -132,9 +133,9 @@ def _patch_http_client() -> None:
                 putheader(self, name, value)
         return endheaders(self, *args, **kwargs)
 
-    connection.putrequest = bastion_putrequest  # type: ignore[method-assign]
-    connection.putheader = bastion_putheader  # type: ignore[method-assign]
-    connection.endheaders = bastion_endheaders  # type: ignore[method-assign]
+    connection.putrequest = bastion_putrequest
+    connection.putheader = bastion_putheader
+    connection.endheaders = bastion_endheaders
 
 
 def _context_headers(present: set[str]) -> dict[str, str]:
@@ -152,10 +153,11 @@ def _context_headers(present: set[str]) -> dict[str, str]:
 
 
 def _unpatch_http_client() -> None:
-    import http.client
-
     with _lock:
         originals = dict(_http_client_originals)
         _http_client_originals.clear()
+    module = sys.modules.get("http.client")
+    if module is None:
+        return
     for name, original in originals.items():
-        setattr(http.client.HTTPConnection, name, original)
+        setattr(module.HTTPConnection, name, original)
