@@ -70,10 +70,13 @@ def protect() -> Protection:
     when_imported("django.core.handlers.wsgi", lambda _: _patch_django("wsgi", protection))
     when_imported("django.core.handlers.asgi", lambda _: _patch_django("asgi", protection))
     when_imported("starlette.applications", lambda _: _patch_starlette(protection))
-    if protection.settings.exploit_prevention:
+    settings = protection.settings
+    # The SQL hooks also feed datastore tracing: with exploit prevention off they stay, idle
+    # but for the spans.
+    if settings.exploit_prevention or settings.tracing_on:
         from bastion import sinks
 
-        sinks.install()
+        sinks.install(checks=settings.exploit_prevention)
     return protection
 
 

@@ -193,3 +193,21 @@ def test_a_hook_failure_is_logged_once_per_family(
                 os.system(12345)  # type: ignore[arg-type]  # os.system's own TypeError
     assert protection.errors == {"exploit prevention (shell)": 3}
     assert len([r for r in caplog.records if "exploit prevention" in r.getMessage()]) == 1
+
+
+def test_with_checks_off_a_hook_inside_a_request_runs_the_call_unexamined(
+    protection: Protection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exploit prevention off but tracing on: the hooks stay for the datastore spans and ask
+    the rules nothing."""
+    def explode(*args: object) -> None:
+        raise AssertionError("checked with exploit prevention off")
+
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute("CREATE TABLE t (id INTEGER)")
+    connection.execute("INSERT INTO t VALUES (1), (2)")
+    monkeypatch.setattr(sinks.check.CHECKING, "on", False)
+    monkeypatch.setattr("bastion.sinks.check.check", explode)
+    with request(protection, {"id": "1 OR 1=1"}):
+        connection.execute("DELETE FROM t WHERE id = 1 OR 1=1")
+    assert connection.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from bastion.contrib.importhook import when_imported
 from bastion.sinks import files, network, shell, sql
+from bastion.sinks.check import CHECKING
 from bastion.sinks.patching import restore_all
 
 __all__ = ["install", "installed", "uninstall"]
@@ -28,9 +29,11 @@ _active = False
 _lock = threading.Lock()
 
 
-def install() -> None:
-    """Hook every sink family, each when its module is imported. Idempotent."""
+def install(checks: bool = True) -> None:
+    """Hook every sink family, each when its module is imported. Idempotent; `checks` False
+    leaves the rules out of the hooks (they then only serve an observer, such as tracing)."""
     global _active
+    CHECKING.on = checks
     with _lock:
         if _active:
             return

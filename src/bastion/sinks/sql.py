@@ -8,6 +8,11 @@ Python drivers (psycopg 3, PyMySQL, mysqlclient) are hooked on their cursor clas
 C cursor types cannot be changed (sqlite3, psycopg2), so their `connect()` passes a connection
 factory, a subclass of the one the application asked for, whose cursors are subclasses that
 check. SQLAlchemy and other layers end in these cursors.
+
+The same hooks serve datastore tracing: `WATCH` is where `bastion.tracing` puts its observer,
+which each hook then runs around the statement (inside a request or not) with the statement
+it read for the rules, its `Site` (driver, dialect, method), and the cursor. `endpoint()`
+tells the observer what the connection knows of its database without a round trip.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from bastion.context import current_fast
 from bastion.sinks.check import (
@@ -24,6 +30,7 @@ from bastion.sinks.check import (
     Args,
     Kwargs,
     Reader,
+    Watch,
     argument,
     async_hook,
     mark,
@@ -38,6 +45,29 @@ FAMILY = "sql"
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 MYSQL = "mysql"
+
+WATCH = Watch()
+"""The observer of every SQL hook: datastore tracing sets it when tracing is on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What a hook sits on, for the observer: the driver module, the dialect (`server.db.system`)
+    and the method (`execute`, `executemany`, `executescript`, `copy_expert`)."""
+
+    driver: str
+    system: str
+    method: str
+
+
+class Endpoint(NamedTuple):
+    """The database a cursor or connection talks to, as far as the client knows it: the
+    product (`mariadb` where the server says so, else the dialect), database name, host, port."""
+
+    product: str
+    namespace: str | None = None
+    address: str | None = None
+    port: int | None = None
 
 
 def statement(query: object, context: object) -> str:
@@ -61,14 +91,20 @@ def reader(system: str, name: str) -> Reader:
     return read
 
 
-def _hook_methods(owner: Any, system: str, names: dict[str, str], *,
-                  coroutines: bool = False) -> None:
-    """Hook `owner`'s methods in place: {method: name of its query parameter}."""
+def _hook_methods(owner: Any, driver: str, system: str, names: dict[str, str], *,
+                  coroutines: bool = False, watched: bool = True) -> None:
+    """Hook `owner`'s methods in place: {method: name of its query parameter}. `watched`
+    False: checked only (a call whose work happens later, out of the hook's sight)."""
     hook = async_hook if coroutines else sync_hook
     for method, parameter in names.items():
         if method in vars(owner):
             read = reader(system, parameter)
-            replace(owner, method, functools.partial(hook, family=FAMILY, reader=read))
+            replace(owner, method, functools.partial(
+                hook, family=FAMILY, reader=read, watch=WATCH if watched else _UNSEEN,
+                site=Site(driver, system, method)))
+
+
+_UNSEEN = Watch()  # never given an observer
 
 
 # ---------------------------------------------------------------- C cursors: subclasses
@@ -79,7 +115,7 @@ _subclasses: dict[tuple[type, str], type] = {}
 Specialize = Callable[[str, Any, Callable[..., Any]], Callable[..., Any]]
 
 
-def hooked_subclass(base: type, system: str, methods: dict[str, str],
+def hooked_subclass(base: type, driver: str, system: str, methods: dict[str, str],
                     extra: dict[str, Any] | None = None,
                     specialize: Specialize | None = None) -> type:
     """A subclass of `base` whose `methods` ({name: query parameter}) check their statement
@@ -93,7 +129,8 @@ def hooked_subclass(base: type, system: str, methods: dict[str, str],
     namespace: dict[str, Any] = {}
     for name, parameter in methods.items():
         original = getattr(base, name)
-        checked = sync_hook(original, FAMILY, reader(system, parameter))
+        checked = sync_hook(original, FAMILY, reader(system, parameter), WATCH,
+                            Site(driver, system, name))
         namespace[name] = specialize(name, original, checked) if specialize else checked
     namespace.update(extra or {})
     namespace.update(__module__=base.__module__, __qualname__=base.__qualname__,
@@ -141,33 +178,35 @@ _SQLITE_METHODS = {"execute": "sql", "executemany": "sql", "executescript": "sql
 
 def _sqlite_exact(own: tuple[object, ...]) -> Specialize:
     """sqlite3 runs a query in about a microsecond: its own C methods (`own`) get overrides
-    with their exact positional signature, which outside a request cost one lookup and the C
-    call (a generic *args wrapper costs a fifth more). A method the application overrode keeps
-    the generic hook, which accepts whatever its signature is."""
+    with their exact positional signature, which outside a request (and with no observer)
+    cost one lookup, one test and the C call (a generic *args wrapper costs a fifth more). A
+    method the application overrode keeps the generic hook, which accepts whatever its
+    signature is."""
     return functools.partial(_specialize, own)
 
 
 def _specialize(own: tuple[object, ...], name: str, original: Any,
                 checked: Callable[..., Any]) -> Callable[..., Any]:
     lookup = current_fast
+    watch = WATCH
     if any(original is method for method in own):
         if name == "execute":
             def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
-                if lookup() is None:
+                if lookup() is None and watch.observer is None:
                     return original(self, sql, parameters)
                 return checked(self, sql, parameters)
 
             return mark(execute, original)
         if name == "executemany":
             def executemany(self: Any, sql: Any, parameters: Any, /) -> Any:
-                if lookup() is None:
+                if lookup() is None and watch.observer is None:
                     return original(self, sql, parameters)
                 return checked(self, sql, parameters)
 
             return mark(executemany, original)
         if name == "executescript":
             def executescript(self: Any, script: Any, /) -> Any:
-                if lookup() is None:
+                if lookup() is None and watch.observer is None:
                     return original(self, script)
                 return checked(self, script)
 
@@ -186,7 +225,7 @@ def patch_sqlite3(sqlite3: ModuleType) -> None:
     def cursor_class(factory: Any) -> Any:
         if not (isinstance(factory, type) and issubclass(factory, base_cursor)):
             return factory  # a function returning a cursor: called as is, unhooked
-        return hooked_subclass(factory, SQLITE, _SQLITE_METHODS, specialize=exact)
+        return hooked_subclass(factory, "sqlite3", SQLITE, _SQLITE_METHODS, specialize=exact)
 
     def connection_class(factory: Any) -> type:
         if not (isinstance(factory, type) and issubclass(factory, base_connection)):
@@ -205,7 +244,7 @@ def patch_sqlite3(sqlite3: ModuleType) -> None:
             # else: the application's own cursor() picks its default factory itself
             return parent_cursor(self, *args, **kwargs)
 
-        return hooked_subclass(factory, SQLITE, _SQLITE_METHODS,
+        return hooked_subclass(factory, "sqlite3", SQLITE, _SQLITE_METHODS,
                                {"cursor": mark(cursor, parent_cursor)}, exact)
 
     for module in (sqlite3, getattr(sqlite3, "dbapi2", None)):
@@ -229,7 +268,7 @@ def patch_psycopg2(psycopg2: ModuleType) -> None:
     def cursor_class(factory: Any) -> Any:
         if not (isinstance(factory, type) and issubclass(factory, base_cursor)):
             return factory
-        return hooked_subclass(factory, POSTGRESQL, _PSYCOPG2_METHODS)
+        return hooked_subclass(factory, "psycopg2", POSTGRESQL, _PSYCOPG2_METHODS)
 
     def connection_class(factory: Any) -> type:
         if not (isinstance(factory, type) and issubclass(factory, base_connection)):
@@ -247,7 +286,7 @@ def patch_psycopg2(psycopg2: ModuleType) -> None:
                 kwargs["cursor_factory"] = cursor_class(wanted)
             return parent_cursor(self, *args, **kwargs)
 
-        return hooked_subclass(factory, POSTGRESQL, {},
+        return hooked_subclass(factory, "psycopg2", POSTGRESQL, {},
                                {"cursor": mark(cursor, parent_cursor)})
 
     replace(psycopg2, "connect", lambda original: _wrap_connect(
@@ -259,24 +298,69 @@ def patch_psycopg2(psycopg2: ModuleType) -> None:
 def patch_psycopg(psycopg: ModuleType) -> None:
     """psycopg 3: the sync and async cursors, client- and server-side, hooked in place
     (`Connection.execute` goes through them)."""
-    _hook_methods(psycopg.Cursor, POSTGRESQL,
-                  {"execute": "query", "executemany": "query", "stream": "query"})
-    _hook_methods(psycopg.ServerCursor, POSTGRESQL, {"execute": "query"})
-    # stream() returns an async generator without awaiting: the check runs when it is made.
-    _hook_methods(psycopg.AsyncCursor, POSTGRESQL, {"stream": "query"})
-    _hook_methods(psycopg.AsyncCursor, POSTGRESQL, {"execute": "query", "executemany": "query"},
+    _hook_methods(psycopg.Cursor, "psycopg", POSTGRESQL,
+                  {"execute": "query", "executemany": "query"})
+    _hook_methods(psycopg.ServerCursor, "psycopg", POSTGRESQL, {"execute": "query"})
+    # stream() returns a generator that runs the statement as it is iterated, after the hook
+    # returned: the check runs when it is made, and no span would time the statement.
+    _hook_methods(psycopg.Cursor, "psycopg", POSTGRESQL, {"stream": "query"}, watched=False)
+    _hook_methods(psycopg.AsyncCursor, "psycopg", POSTGRESQL, {"stream": "query"},
+                  watched=False)
+    _hook_methods(psycopg.AsyncCursor, "psycopg", POSTGRESQL,
+                  {"execute": "query", "executemany": "query"}, coroutines=True)
+    _hook_methods(psycopg.AsyncServerCursor, "psycopg", POSTGRESQL, {"execute": "query"},
                   coroutines=True)
-    _hook_methods(psycopg.AsyncServerCursor, POSTGRESQL, {"execute": "query"}, coroutines=True)
 
 
 def patch_pymysql(cursors: ModuleType) -> None:
     """PyMySQL: `pymysql.cursors.Cursor`, base of every PyMySQL cursor."""
-    _hook_methods(cursors.Cursor, MYSQL, {"execute": "query", "executemany": "query"})
+    _hook_methods(cursors.Cursor, "pymysql", MYSQL, {"execute": "query", "executemany": "query"})
 
 
 def patch_mysqldb(cursors: ModuleType) -> None:
     """mysqlclient: `MySQLdb.cursors.BaseCursor`, base of every MySQLdb cursor."""
-    _hook_methods(cursors.BaseCursor, MYSQL, {"execute": "query", "executemany": "query"})
+    _hook_methods(cursors.BaseCursor, "MySQLdb", MYSQL,
+                  {"execute": "query", "executemany": "query"})
+
+
+# ---------------------------------------------------------------- what a connection knows
+
+def endpoint(site: Site, target: Any) -> Endpoint:
+    """The database behind `target` (the hooked cursor, or a sqlite3 connection), read from
+    the client's own state: no statement is sent. What cannot be read (a closed connection)
+    stays None, and the statement still gets its span, and its error."""
+    try:
+        connection = getattr(target, "connection", target)
+        if site.driver in ("psycopg", "psycopg2"):
+            info = connection.info
+            return Endpoint(POSTGRESQL, _name(info.dbname), _name(info.host), _port(info.port))
+        if site.driver == "pymysql":
+            version = str(getattr(connection, "server_version", "") or "")
+            return Endpoint(_mysql_product(version), _name(connection.db),
+                            _name(connection.host), _port(connection.port))
+        if site.driver == "MySQLdb":
+            return Endpoint(_mysql_product(connection.get_server_info()),
+                            _name(connection.db), _name(connection.host),
+                            _port(connection.port))
+    except Exception:
+        pass
+    return Endpoint(site.system)
+
+
+def _mysql_product(server_version: str) -> str:
+    return "mariadb" if "mariadb" in server_version.lower() else MYSQL
+
+
+def _name(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) and value else None
+
+
+def _port(value: object) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 < value < 65536 else None
 
 
 PATCHES: dict[str, Callable[[ModuleType], None]] = {

@@ -3,6 +3,8 @@
 Users keep the collector and the trace backend they run: Bastion's server spans follow the
 HTTP conventions, carry `bastion.*` attributes and events on attacks, and go into the
 application's tracer provider, or one Bastion sets up (OTLP/HTTP to `BASTION_OTLP_ENDPOINT`).
+The statements of the hooked database drivers get client spans too (datastore.py), in a
+request or not.
 
 This module is what the request path sees, and imports nothing of OpenTelemetry until
 `configure()` turns tracing on: without the `tracing` extra, Bastion works as before and says
@@ -40,7 +42,7 @@ def configure(settings: Settings, pipeline: Pipeline | None = None) -> bool:
         if _server is not None:
             return True
         try:
-            from bastion.tracing import outgoing
+            from bastion.tracing import datastore, outgoing
             from bastion.tracing.server import ServerTracer
         except ImportError as exc:
             if not _missing_said:
@@ -54,6 +56,7 @@ def configure(settings: Settings, pipeline: Pipeline | None = None) -> bool:
         if pipeline is not None:
             server.use(pipeline)
         outgoing.enable()
+        datastore.enable(server, settings)
         _server = server
         return True
 
@@ -69,13 +72,15 @@ def enter(request: RequestContext) -> ServerSpan | None:
 
 
 def shutdown() -> None:
-    """Stop tracing: outgoing hooks removed, Bastion's own provider flushed and shut down."""
+    """Stop tracing: outgoing hooks and datastore spans removed, Bastion's own provider
+    flushed and shut down."""
     global _server
     with _lock:
         server, _server = _server, None
     if server is None:
         return
-    from bastion.tracing import outgoing
+    from bastion.tracing import datastore, outgoing
 
+    datastore.disable()
     outgoing.disable()
     server.shutdown()
