@@ -364,3 +364,33 @@ def test_time_spent_waiting_does_not_count_against_the_deadline(
     assert result.duration_us > 5000  # the wall clock did pass the deadline
     assert not result.timeout
     assert fired(result) == ["xss"]
+
+
+def test_a_sink_call_found_clean_is_not_evaluated_again_until_parameters_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lfi = {
+        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
+        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
+            "resource": [{"address": "server.io.fs.file"}],
+            "params": [{"address": "server.request.query"},
+                       {"address": "server.request.body"}]}}],
+    }
+    ctx = load_ruleset(doc(lfi)).context()
+    calls: list[str] = []
+    import bastion.waf.engine as engine_module
+
+    original = engine_module.detect_exploit
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("x")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "detect_exploit", counted)
+    sink = {"server.io.fs.file": "/srv/files/../../../etc/passwd"}
+    assert fired(ctx.run({"server.request.query": {"file": ["report.pdf"]}})) == []
+    assert fired(ctx.run(sink)) == []
+    assert fired(ctx.run(sink)) == []
+    assert len(calls) == 1  # the second call was known clean
+    assert fired(ctx.run({"server.request.body": {"f": "../../../etc/passwd"}})) == ["lfi"]
+    assert fired(ctx.run(sink)) == []  # the rule fired already (once per request)

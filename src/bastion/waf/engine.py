@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
 
 DEFAULT_TIMEOUT_US = 5000
+_MAX_CLEAN_SINKS = 256  # sink calls remembered clean per request
 _BLOCKING = ("block_request", "redirect_request")
 
 Excluded = Mapping[int, list[tuple[str, KeyPath]]]
@@ -120,6 +121,9 @@ class WafContext:
         self._budget = (0.0, 0.0)  # (thread CPU time at the run's start, seconds allowed)
         # User parameters' texts for the exploit detectors, until a run brings parameters.
         self._param_texts: ParamTexts = {}
+        # Sink calls found clean since the parameters last changed: an application runs the
+        # same statement many times in one request (a query per item of a list).
+        self._clean_sinks: set[tuple[tuple[str, str], ...]] = set()
 
     @property
     def addresses(self) -> Mapping[str, object]:
@@ -129,11 +133,17 @@ class WafContext:
         self, addresses: Mapping[str, object], timeout_us: int = DEFAULT_TIMEOUT_US
     ) -> WafResult:
         """Evaluate the new addresses; returns the events and actions of rules that fired now."""
+        sink = self._sink_call(addresses)
+        if sink is not None and sink in self._clean_sinks:
+            self._store.update(addresses)
+            return WafResult()
         started = time.perf_counter()
         deadline = started + timeout_us / 1e6
         self._budget = (time.thread_time(), timeout_us / 1e6)
         result = WafResult()
         self._store.update(addresses)
+        if sink is None:  # parameters may have changed: what was found clean may not be
+            self._clean_sinks.clear()
         if self._param_texts and not self._ruleset.check_with_resource.keys().isdisjoint(
                 addresses):
             self._param_texts = {}
@@ -164,8 +174,22 @@ class WafContext:
                 self._ruleset.clean_parts.remember(fresh)
             except Exception as exc:  # a memory that fails costs speed, never the request
                 self._ruleset.report_operator_error("engine", exc)
+        if sink is not None and not (result.events or result.timeout or result.error):
+            if len(self._clean_sinks) >= _MAX_CLEAN_SINKS:
+                self._clean_sinks.clear()  # bounded: a request of many statements starts over
+            self._clean_sinks.add(sink)
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
+
+    def _sink_call(self, addresses: Mapping[str, object]) -> tuple[tuple[str, str], ...] | None:
+        """A run of a sink hook (only sink addresses, all texts), as a key; else None."""
+        sinks = self._ruleset.sink_addresses
+        if not sinks or not sinks.issuperset(addresses):
+            return None
+        items = tuple(sorted(addresses.items()))
+        if not all(type(value) is str for _, value in items):
+            return None  # an argv list: looked at every time
+        return items  # type: ignore[return-value]  # all texts, just checked
 
     def _overrun(self) -> None:
         """The wall clock passed the deadline: stop if this thread really spent the budget

@@ -164,6 +164,7 @@ class Ruleset:
         # no sink yet) they are not looked at. `resources` are the sinks' addresses.
         self.check_with_resource: dict[str, set[int]] = {}
         resources: set[str] = set()
+        sinks: set[str] = set()  # the resources and what comes with them (db_type)
         for rule_index, rule in enumerate(self.rules):
             for condition in rule.conditions:
                 operator = condition.operator
@@ -174,9 +175,13 @@ class Ruleset:
                         self.check_on_address.setdefault(target.address, set()).add(rule_index)
                 if isinstance(operator, ExploitDetector):
                     resources.update(target.address for target in condition.targets)
+                    sinks.update(address for targets in operator.extra.values()
+                                 for address, _ in targets)
                     for address, _ in operator.params:
                         self.check_with_resource.setdefault(address, set()).add(rule_index)
         self.resources = frozenset(resources)
+        # What a sink hook's run may carry: a run of these alone is a sink call.
+        self.sink_addresses = frozenset(resources | sinks)
         self.presence_gates = _presence_gates(self.rules, self.check_on_address)
         # Every address a rule or an exclusion reads: a caller may skip building the others.
         self.addresses: frozenset[str] = frozenset(
