@@ -27,6 +27,16 @@ def doc(*rules: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"version": "2.2", "rules": list(rules), **extra}
 
 
+def lfi_rule(*params: str) -> dict[str, Any]:
+    """An exploit rule: a file path that a user parameter of `params` made climb out."""
+    return {
+        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
+        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
+            "resource": [{"address": "server.io.fs.file"}],
+            "params": [{"address": address} for address in params]}}],
+    }
+
+
 def fired(result: Any) -> list[str]:
     return [event["rule"]["id"] for event in result.events]
 
@@ -314,13 +324,7 @@ def test_exists_on_headers_within_a_run_and_across_runs() -> None:
 
 @pytest.mark.parametrize("sink_first", [False, True])
 def test_an_exploit_rule_fires_whichever_comes_first_sink_or_parameters(sink_first: bool) -> None:
-    lfi = {
-        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
-        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
-            "resource": [{"address": "server.io.fs.file"}],
-            "params": [{"address": "server.request.query"}]}}],
-    }
-    ctx = load_ruleset(doc(lfi)).context()
+    ctx = load_ruleset(doc(lfi_rule("server.request.query"))).context()
     runs = [{"server.request.query": {"file": ["../../../etc/passwd"]}},
             {"server.io.fs.file": "/srv/files/../../../etc/passwd"}]
     if sink_first:
@@ -330,14 +334,7 @@ def test_an_exploit_rule_fires_whichever_comes_first_sink_or_parameters(sink_fir
 
 
 def test_parameters_arriving_after_a_sink_check_are_compared_at_the_next_sink() -> None:
-    lfi = {
-        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
-        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
-            "resource": [{"address": "server.io.fs.file"}],
-            "params": [{"address": "server.request.query"},
-                       {"address": "server.request.body"}]}}],
-    }
-    ctx = load_ruleset(doc(lfi)).context()
+    ctx = load_ruleset(doc(lfi_rule("server.request.query", "server.request.body"))).context()
     assert fired(ctx.run({"server.request.query": {"page": ["2"]}})) == []
     assert fired(ctx.run({"server.io.fs.file": "/srv/files/report.pdf"})) == []
     assert fired(ctx.run({"server.request.body": {"name": "../../../etc/passwd"}})) == []
@@ -369,14 +366,7 @@ def test_time_spent_waiting_does_not_count_against_the_deadline(
 def test_a_sink_call_found_clean_is_not_evaluated_again_until_parameters_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lfi = {
-        "id": "lfi", "name": "lfi", "tags": {"type": "lfi", "category": "exploit_detection"},
-        "conditions": [{"operator": "lfi_detector@v2", "parameters": {
-            "resource": [{"address": "server.io.fs.file"}],
-            "params": [{"address": "server.request.query"},
-                       {"address": "server.request.body"}]}}],
-    }
-    ctx = load_ruleset(doc(lfi)).context()
+    ctx = load_ruleset(doc(lfi_rule("server.request.query", "server.request.body"))).context()
     calls: list[str] = []
     import bastion.waf.engine as engine_module
 
