@@ -52,7 +52,8 @@ objects = st.recursive(
 def test_value_and_key_texts_are_the_walks_as_lists(value: object) -> None:
     for limits in (DEFAULT_LIMITS, Limits(max_string_length=5, max_container_size=3,
                                           max_container_depth=3)):
-        paths, values, joined, names, names_joined = value_texts(value, limits)
+        paths, values, joined, names, names_joined, tree_keys = value_texts(
+            value, limits, want_keys=True)
         walked = walk_values(value, limits)
         assert [paths[i] for i in range(len(paths))] == [path for path, _ in walked]
         assert values == [text for _, text in walked]
@@ -61,6 +62,9 @@ def test_value_and_key_texts_are_the_walks_as_lists(value: object) -> None:
         assert [(key_paths[i], key) for i, key in enumerate(keys)] == keys_of(value, limits)
         if names is not None:  # a flat mapping: its names are all its keys
             assert names == keys and names_joined == "\n".join(keys)
+        if tree_keys is not None:  # any other shape: its keys, from the same walk
+            walked_paths, walked_keys = tree_keys
+            assert list(zip(walked_paths, walked_keys, strict=True)) == keys_of(value, limits)
 
 
 def test_flat_paths_are_made_on_demand_and_found_by_name() -> None:

@@ -220,17 +220,20 @@ class FlatPaths(Sequence[KeyPath]):
 
 # What `value_texts` finds under an address: (key paths, texts, the texts joined by newlines,
 # the mapping's names when it is a flat mapping of texts (then they are all of `keys_of`), the
-# names joined by newlines).
-Texts = tuple[Sequence[KeyPath], list[str], str, "list[str] | None", str]
+# names joined by newlines, and for other shapes the (key paths, keys) of the same walk when
+# keys were wanted).
+Texts = tuple[Sequence[KeyPath], list[str], str, "list[str] | None", str,
+              "tuple[Sequence[KeyPath], list[str]] | None"]
 
 
-def value_texts(value: object, limits: Limits) -> Texts:
+def value_texts(value: object, limits: Limits, want_keys: bool = False) -> Texts:
     """`walk_values` as lists, with the common shapes taken without a tuple per value: a
-    scalar text (method, URI), {name: text} (headers), {name: [texts]} (query)."""
+    scalar text (method, URI), {name: text} (headers), {name: [texts]} (query); anything else
+    (a JSON body) in one walk with lazy key paths that also collects the keys when wanted."""
     max_length = limits.max_string_length
     if type(value) is str:
         if value.isascii() and len(value) <= max_length:
-            return [()], [value], value, None, ""
+            return [()], [value], value, None, "", None
     elif type(value) is dict and len(value) <= limits.max_container_size and (
         limits.max_container_depth > 2
     ):
@@ -238,10 +241,9 @@ def value_texts(value: object, limits: Limits) -> Texts:
         if names is not None:
             flat = _flat_texts(value, names, max_length)
             if flat is not None:
-                return (*flat, names, "\n".join(names))
-    items = walk_values(value, limits)
-    texts = [text for _, text in items]
-    return [path for path, _ in items], texts, "\n".join(texts), None, ""
+                return (*flat, names, "\n".join(names), None)
+    paths, texts, key_paths, keys = tree_texts(value, limits, want_keys)
+    return paths, texts, "\n".join(texts), None, "", (key_paths, keys) if want_keys else None
 
 
 def _flat_texts(
@@ -391,3 +393,106 @@ def walk_keys(
 def _key_text(key: object, limits: Limits) -> str:
     text = scalar_text(key, limits)
     return text if text is not None else clean_text(str(key)[: limits.max_string_length])
+
+
+class TreePaths(Sequence[KeyPath]):
+    """The key paths of a tree walk's items, made only when asked for: each item names a node,
+    each node its parent and its key. A JSON body's walk would otherwise build a tuple per
+    value and per level, and most runs never look at a path."""
+
+    __slots__ = ("_items", "_keys", "_parents")
+
+    def __init__(self, items: list[int], parents: list[int], keys: list[str | int]) -> None:
+        self._items = items
+        self._parents = parents
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _path(self, node: int) -> KeyPath:
+        parents, keys = self._parents, self._keys
+        path: list[str | int] = []
+        while node > 0:
+            path.append(keys[node])
+            node = parents[node]
+        path.reverse()
+        return tuple(path)
+
+    @overload
+    def __getitem__(self, index: int) -> KeyPath: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KeyPath]: ...
+    def __getitem__(self, index: int | slice) -> KeyPath | Sequence[KeyPath]:
+        if isinstance(index, slice):
+            return [self._path(node) for node in self._items[index]]
+        return self._path(self._items[index])
+
+
+def tree_texts(
+    value: object, limits: Limits, want_keys: bool
+) -> tuple[TreePaths, list[str], TreePaths, list[str]]:
+    """`walk_values` and, when `want_keys`, `walk_keys` in one walk, with lazy key paths:
+    (value paths, values, key paths, keys), in document order and within the same limits."""
+    max_size, max_depth, max_length = (
+        limits.max_container_size, limits.max_container_depth, limits.max_string_length
+    )
+    parents: list[int] = [-1]  # node 0 is the root, whose path is ()
+    node_keys: list[str | int] = [""]
+    value_nodes: list[int] = []
+    values: list[str] = []
+    key_nodes: list[int] = []
+    keys: list[str] = []
+
+    def leaf(node: object, at: int) -> bool:
+        """Record a scalar; False for a container (or anything else to descend into)."""
+        kind = type(node)
+        if kind is str:
+            text = cast(str, node)
+            if not text.isascii():
+                text = clean_text(text)
+        elif kind is int or kind is float:
+            text = str(node)
+        elif kind is dict or kind is list:
+            return False
+        elif node is None:
+            return True
+        else:
+            scalar = scalar_text(node, limits)
+            if scalar is None:
+                return False
+            text = scalar
+        value_nodes.append(at)
+        values.append(text if len(text) <= max_length else text[:max_length])
+        return True
+
+    def visit(node: object, at: int, depth: int) -> None:
+        if depth >= max_depth:
+            return
+        kind = type(node)
+        if kind is dict or (kind is not list and isinstance(node, Mapping)):
+            for count, (key, item) in enumerate(node.items()):  # type: ignore[attr-defined]
+                if count >= max_size:
+                    return
+                if not (type(key) is str and key.isascii() and len(key) <= max_length):
+                    key = _key_text(key, limits)
+                child = len(parents)
+                parents.append(at)
+                node_keys.append(key)
+                if want_keys:
+                    key_nodes.append(child)
+                    keys.append(key)
+                if not leaf(item, child):
+                    visit(item, child, depth + 1)
+        elif kind is list or isinstance(node, tuple):
+            for index, item in enumerate(node[:max_size]):  # type: ignore[index]
+                child = len(parents)
+                parents.append(at)
+                node_keys.append(index)
+                if not leaf(item, child):
+                    visit(item, child, depth + 1)
+
+    if not leaf(value, 0):
+        visit(value, 0, 0)
+    return (TreePaths(value_nodes, parents, node_keys), values,
+            TreePaths(key_nodes, parents, node_keys), keys)

@@ -182,11 +182,16 @@ class AddressPlan:
         keys: list[str] = []
         value_joined = key_joined = ""
         names = None
+        tree_keys = None
         if self.reads_values:
-            value_paths, values, value_joined, names, key_joined = value_texts(value, limits)
+            value_paths, values, value_joined, names, key_joined, tree_keys = value_texts(
+                value, limits, self.reads_keys)
         if self.reads_keys:
             if names is not None:  # a flat mapping's names are all its keys
                 key_paths, keys = FlatPaths(names), names
+            elif tree_keys is not None:  # walked with the values
+                key_paths, keys = tree_keys
+                key_joined = "\n".join(keys)
             else:
                 key_paths, keys = key_texts(value, limits)
                 key_joined = "\n".join(keys)
