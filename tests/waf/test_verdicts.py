@@ -133,3 +133,14 @@ def test_split_leaves_values_it_cannot_judge_whole() -> None:
     assert memory.split("server.request.body", nested, fresh) is nested
     assert fresh == []
     assert memory.split(QUERY, {"n": [1, {"x": 2}]}, fresh) == {"n": [1, {"x": 2}]}
+
+
+def test_a_partly_met_rule_on_header_presence_does_not_stop_remembering() -> None:
+    """Both framing headers make the smuggling rule fire; Content-Length alone meets one of
+    its `exists` conditions, which says nothing about any part's text."""
+    ruleset = load_ruleset()
+    headers = {"content-length": "42", "content-type": "application/json", "host": "x"}
+    assert fired(ruleset, {HEADERS: headers}) == []
+    assert len(ruleset.clean_parts) >= 3
+    smuggling = fired(ruleset, {HEADERS: {**headers, "transfer-encoding": "chunked"}})
+    assert "bst-proto-012" in smuggling

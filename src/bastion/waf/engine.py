@@ -168,8 +168,11 @@ class WafContext:
             except Exception as exc:
                 self._ruleset.report_operator_error("engine", exc)
                 result.error = repr(exc)
-        if fresh and filters is not None and not (self._matches or result.timeout
-                                                  or result.error or any(filters)):
+        # Matches on whole addresses (`exists`, the exploit checks) read the store, not the
+        # parts: a request with a Content-Length header is still remembered.
+        if fresh and filters is not None and not (
+                result.timeout or result.error or any(filters)
+                or not self._ruleset.value_slots.isdisjoint(self._matches)):
             try:
                 self._ruleset.clean_parts.remember(fresh)
             except Exception as exc:  # a memory that fails costs speed, never the request

@@ -152,6 +152,12 @@ class Ruleset:
              if not isinstance(c.operator, Exists | ExploitDetector)]
             for r in self.rules
         ]
+        # (rule, condition) of the conditions decided on values, the only matches that
+        # depend on the parts a run looked at (see verdicts.py).
+        self.value_slots = frozenset(
+            (rule, condition) for rule, conditions in enumerate(self.value_conditions)
+            for condition in conditions
+        )
         self.address_conditions = [
             [i for i, c in enumerate(r.conditions)
              if isinstance(c.operator, Exists | ExploitDetector)]
