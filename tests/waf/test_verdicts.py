@@ -102,13 +102,12 @@ def test_a_rules_update_starts_with_an_empty_memory() -> None:
     assert fired(updated, {"http.client_ip": "203.0.113.7"}) == ["deny-ip"]
 
 
-def test_a_mapping_past_the_container_limit_is_never_remembered() -> None:
-    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "evil")]})
-    many = {f"k{i}": ["fine"] for i in range(300)}
+def test_what_lies_past_the_container_limit_is_never_remembered() -> None:
+    ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "^last one$")]})
+    many = {f"k{i}": [f"fine {i}"] for i in range(299)}
+    many["k299"] = ["last one"]  # past the limit of 256 items: the engine never reads it
     assert fired(ruleset, {QUERY: many}) == []
-    assert len(ruleset.clean_parts) == 0
-    many["k299"] = ["evil"]  # past the limit: the engine never reads it, remembered or not
-    assert fired(ruleset, {QUERY: {"k1": ["evil"]}}) == ["r1"]
+    assert fired(ruleset, {QUERY: {"k299": ["last one"]}}) == ["r1"]
 
 
 def test_memory_is_bounded_by_entries_and_text_length() -> None:
@@ -144,3 +143,26 @@ def test_a_partly_met_rule_on_header_presence_does_not_stop_remembering() -> Non
     assert len(ruleset.clean_parts) >= 3
     smuggling = fired(ruleset, {HEADERS: {**headers, "transfer-encoding": "chunked"}})
     assert "bst-proto-012" in smuggling
+
+
+BODY = "server.request.body"
+
+
+def test_a_json_body_leaves_known_texts_out_and_still_sees_a_new_attack() -> None:
+    ruleset = load_ruleset()
+    items = [{"sku": f"A-{i}", "qty": i, "note": "gift wrap please"} for i in range(20)]
+    assert fired(ruleset, {BODY: {"items": items}}) == []
+    remembered = len(ruleset.clean_parts)
+    assert remembered >= 20  # the skus, the quantities, the note and the keys
+    items.append({"sku": "A-99", "qty": 1, "note": "1' UNION SELECT password FROM users--"})
+    assert fired(ruleset, {BODY: {"items": items}}) != []
+
+
+def test_texts_under_a_key_some_rule_reads_by_path_are_never_left_out() -> None:
+    rule = regex_rule("role", BODY, "^admin$", key_path=["role"])
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    assert fired(ruleset, {BODY: {"role": "user", "note": {"text": "admin"}}}) == []
+    assert fired(ruleset, {BODY: {"role": "admin", "note": {"text": "x"}}}) == ["role"]
+    # and "admin" met elsewhere, then under the key: the key's texts are always looked at
+    assert fired(ruleset, {BODY: {"note": {"text": "admin"}}}) == []
+    assert fired(ruleset, {BODY: {"role": "admin"}}) == ["role"]

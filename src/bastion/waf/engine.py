@@ -25,7 +25,7 @@ from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, Valu
 from bastion.waf.patterns import PatternSet, compile_re2
 from bastion.waf.plan import AddressView, ConditionRef, Lane, Plan
 from bastion.waf.transformers import make_chain
-from bastion.waf.verdicts import Fresh
+from bastion.waf.verdicts import Fresh, Leaves
 
 if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
@@ -119,6 +119,7 @@ class WafContext:
         self._fired: set[int] = set()
         self._active_exclusions: set[int] = set()
         self._budget = (0.0, 0.0)  # (thread CPU time at the run's start, seconds allowed)
+        self._leaves: list[Leaves] = []  # this run's nested addresses (verdicts.Leaves)
         # User parameters' texts for the exploit detectors, until a run brings parameters.
         self._param_texts: ParamTexts = {}
         # Sink calls found clean since the parameters last changed: an application runs the
@@ -168,21 +169,32 @@ class WafContext:
             except Exception as exc:
                 self._ruleset.report_operator_error("engine", exc)
                 result.error = repr(exc)
-        # Matches on whole addresses (`exists`, the exploit checks) read the store, not the
-        # parts: a request with a Content-Length header is still remembered.
-        if fresh and filters is not None and not (
-                result.timeout or result.error or any(filters)
-                or not self._ruleset.value_slots.isdisjoint(self._matches)):
-            try:
-                self._ruleset.clean_parts.remember(fresh)
-            except Exception as exc:  # a memory that fails costs speed, never the request
-                self._ruleset.report_operator_error("engine", exc)
+        if (fresh or self._leaves) and filters is not None:
+            self._remember_clean(result, filters, fresh)
+        self._leaves = []
         if sink is not None and not (result.events or result.timeout or result.error):
             if len(self._clean_sinks) >= _MAX_CLEAN_SINKS:
                 self._clean_sinks.clear()  # bounded: a request of many statements starts over
             self._clean_sinks.add(sink)
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
+
+    def _remember_clean(self, result: WafResult, filters: _Filters, fresh: list[Fresh]) -> None:
+        """After a run where every rule looked at every part and none matched a value, the
+        parts it read are known clean (verdicts.py). Matches on whole addresses (`exists`,
+        the exploit checks) read the store, not the parts: a request with a Content-Length
+        header is still remembered."""
+        if result.timeout or result.error or any(filters) or not (
+                self._ruleset.value_slots.isdisjoint(self._matches)):
+            return
+        memory = self._ruleset.clean_parts
+        try:
+            if fresh:
+                memory.remember(fresh)
+            if self._leaves:
+                memory.remember_leaves(self._leaves)
+        except Exception as exc:  # a memory that fails costs speed, never the request
+            self._ruleset.report_operator_error("engine", exc)
 
     def _sink_call(self, addresses: Mapping[str, object]) -> tuple[tuple[str, str], ...] | None:
         """A run of a sink hook (only sink addresses, all texts), as a key; else None."""
@@ -283,7 +295,12 @@ class WafContext:
             value = clean.split(address, value, fresh)
             if value is None:
                 continue
-            view = plan.read(value, limits)
+            leaves = None
+            if type(value) is dict or type(value) is list:  # nested texts: see verdicts.Leaves
+                leaves = clean.leaves(address, plan.sensitive_keys)
+                if leaves is not None:
+                    self._leaves.append(leaves)
+            view = plan.read(value, limits, leaves)
             if view is not None:
                 views.append(view)
             if time.perf_counter() > deadline:

@@ -410,6 +410,18 @@ class TreePaths(Sequence[KeyPath]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def first_key(self, index: int) -> str | int | None:
+        """The first key of item `index`'s path (None for the root itself)."""
+        parents, node = self._parents, self._items[index]
+        while node > 0 and parents[node] > 0:
+            node = parents[node]
+        return self._keys[node] if node > 0 else None
+
+    def subset(self, indexes: list[int]) -> TreePaths:
+        """The paths of some of the items, in the order given."""
+        items = self._items
+        return TreePaths([items[i] for i in indexes], self._parents, self._keys)
+
     def _path(self, node: int) -> KeyPath:
         parents, keys = self._parents, self._keys
         path: list[str | int] = []

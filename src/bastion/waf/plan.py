@@ -23,10 +23,18 @@ from itertools import compress, repeat
 from operator import ne
 
 from bastion.waf.document import KeyPath, Rule, Target
-from bastion.waf.limits import FlatPaths, Limits, key_texts, resolve_key_path, value_texts
+from bastion.waf.limits import (
+    FlatPaths,
+    Limits,
+    TreePaths,
+    key_texts,
+    resolve_key_path,
+    value_texts,
+)
 from bastion.waf.operators import PatternOperator, ValueOperator
 from bastion.waf.patterns import LineScanner, Pattern, PatternSet
 from bastion.waf.transformers import TRANSFORMERS, Chain, Transformer, make_values_chain
+from bastion.waf.verdicts import Leaves
 
 # An address joins a scan group when neither it nor the group would scan more than this many
 # times the patterns of its own: scanning costs by pattern and by byte, a call costs by call.
@@ -142,6 +150,10 @@ class AddressPlan:
     # of the variants of that kind).
     trigger_users: tuple[tuple[bool, tuple[dict[int, list[tuple[int, int]]], ...]], ...] = ()
 
+    # First keys of the key paths any lane reads this address under: what lies beneath them
+    # is never left out as known clean (see verdicts.Leaves).
+    sensitive_keys: frozenset[str | int] = frozenset()
+
     # Per variant, whether it reads keys; and (variant, keys, chain) of those with a chain.
     kinds: tuple[bool, ...] = field(init=False)
     chained: tuple[tuple[int, bool, Chain], ...] = field(init=False)
@@ -172,8 +184,12 @@ class AddressPlan:
             for keys in (False, True) for values in (False, True)
         )
 
-    def read(self, value: object, limits: Limits) -> AddressView | None:
-        """The address's values as every lane sees them; None when nothing is inspectable."""
+    def read(
+        self, value: object, limits: Limits, leaves: Leaves | None = None
+    ) -> AddressView | None:
+        """The address's values as every lane sees them; None when nothing is inspectable.
+        With `leaves`, the texts of a nested value known to be clean are left out, and the
+        others listed in it to be remembered (see verdicts.Leaves)."""
         if type(value) is str and value.isascii() and len(value) <= limits.max_string_length:
             return self._read_text(value)
         value_paths: Sequence[KeyPath] = ()
@@ -194,6 +210,14 @@ class AddressPlan:
                 key_joined = "\n".join(keys)
             else:
                 key_paths, keys = key_texts(value, limits)
+                key_joined = "\n".join(keys)
+        if leaves is not None and isinstance(value_paths, TreePaths):
+            value_paths, values = _unknown(value_paths, values, leaves.known_values,
+                                           leaves.fresh_values, leaves)
+            value_joined = "\n".join(values)
+            if isinstance(key_paths, TreePaths):
+                key_paths, keys = _unknown(key_paths, keys, leaves.known_keys,
+                                           leaves.fresh_keys, leaves)
                 key_joined = "\n".join(keys)
         if not values and not keys:
             return None
@@ -237,6 +261,25 @@ class AddressPlan:
                 extras.append((variant, 0))
         return AddressView(self, texts, scanned, (_SCALAR_PATHS, ()), (values, []),
                            (text, ""), extras)
+
+
+def _unknown(
+    paths: TreePaths, texts: list[str], known: set[str], fresh: list[str], leaves: Leaves
+) -> tuple[TreePaths, list[str]]:
+    """The texts (and their paths) not known to be clean; the new ones go to `fresh`. Texts
+    under a first key some rule reads by key path are always kept and never remembered."""
+    sensitive, limit = leaves.sensitive, leaves.max_length
+    keep: list[int] = []
+    for index, text in enumerate(texts):
+        if sensitive and paths.first_key(index) in sensitive:
+            keep.append(index)
+        elif text not in known:
+            keep.append(index)
+            if len(text) <= limit:
+                fresh.append(text)
+    if len(keep) == len(texts):
+        return paths, texts
+    return paths.subset(keep), [texts[index] for index in keep]
 
 
 # The key paths of a scalar address's one value.
@@ -530,8 +573,15 @@ def _address_plan(address: str, lanes: list[Lane], group: ScanGroup | None) -> A
                 triggered.setdefault(lane.variant, {}).setdefault(trigger, []).append(
                     (lane_position, group_position)
                 )
+    sensitive = frozenset(
+        path[0] for lane in lanes
+        for path in (*(p for paths in lane.pattern_paths.values() for p in paths),
+                     *(group[2] for group in lane.op_groups))
+        if path
+    )
     return AddressPlan(
         address, lanes, built, group,
+        sensitive_keys=sensitive,
         reads_values=any(not v.keys_only for v in built),
         reads_keys=any(v.keys_only for v in built),
         op_lanes=op_lanes, untriggered=tuple(untriggered), triggered=triggered,

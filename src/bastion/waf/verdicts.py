@@ -32,7 +32,7 @@ class CleanParts:
     threads: lookups and additions are single set operations, atomic under the GIL, and a
     reset swaps in a new mapping."""
 
-    __slots__ = ("_capacity", "_max_items", "_max_length", "_seen", "_size")
+    __slots__ = ("_capacity", "_leaves", "_max_items", "_max_length", "_seen", "_size")
 
     def __init__(
         self, capacity: int = DEFAULT_CAPACITY, max_length: int = DEFAULT_MAX_LENGTH,
@@ -44,6 +44,9 @@ class CleanParts:
         # past the limit were never looked at, so none of it is remembered.
         self._max_items = max_items
         self._seen: dict[str, set[Hashable]] = {}
+        # Texts of nested values (a JSON body's leaves and keys) found clean, by address:
+        # (values, keys). See `Leaves`.
+        self._leaves: dict[str, tuple[set[str], set[str]]] = {}
         self._size = 0
 
     def __len__(self) -> int:
@@ -86,6 +89,30 @@ class CleanParts:
             if entry not in known
         }
 
+    def leaves(self, address: str, sensitive: frozenset[str | int]) -> Leaves | None:
+        """What is known of `address`'s nested texts, for `AddressPlan.read` to leave out and
+        to add to (None when nothing may be remembered)."""
+        if not self._capacity:
+            return None
+        known = self._leaves.get(address)
+        return Leaves(address, known or (set(), set()), sensitive, self._max_length)
+
+    def remember_leaves(self, found: list[Leaves]) -> None:
+        """Add the nested texts a run that found nothing looked at."""
+        for leaves in found:
+            added = len(leaves.fresh_values) + len(leaves.fresh_keys)
+            if not added:
+                continue
+            if self._size + added > self._capacity:
+                self._seen, self._leaves, self._size = {}, {}, 0
+            known = self._leaves.get(leaves.address)
+            if known is None:
+                known = self._leaves[leaves.address] = (set(), set())
+            before = len(known[0]) + len(known[1])
+            known[0].update(leaves.fresh_values)
+            known[1].update(leaves.fresh_keys)
+            self._size += len(known[0]) + len(known[1]) - before
+
     def remember(self, fresh: list[Fresh]) -> None:
         """Add what a run that found nothing looked at, leaving out long texts."""
         limit = self._max_length
@@ -97,7 +124,8 @@ class CleanParts:
             if not added:
                 continue
             if self._size + len(added) > self._capacity:
-                self._seen, self._size = {}, 0  # start over: see the module's docstring
+                # start over: see the module's docstring
+                self._seen, self._leaves, self._size = {}, {}, 0
             seen = self._seen.get(address)
             if seen is None:
                 seen = self._seen[address] = set()
@@ -116,3 +144,24 @@ def _size(entry: Hashable) -> int:
     if type(item) is tuple and all(type(text) is str for text in item):
         return len(name) + sum(len(text) for text in item)
     return 1 << 30  # numbers, None...: rare, and left to the engine every time
+
+
+class Leaves:
+    """One run's view of the remembered texts of one nested address (a JSON body).
+
+    A leaf's verdict depends on its text alone, as long as no rule reads it under a key path:
+    leaves under the first key of such a path (`sensitive`) are never left out nor
+    remembered. `AddressPlan.read` drops the known texts and lists the new ones in `fresh_*`.
+    """
+
+    __slots__ = ("address", "fresh_keys", "fresh_values", "known_keys", "known_values",
+                 "max_length", "sensitive")
+
+    def __init__(self, address: str, known: tuple[set[str], set[str]],
+                 sensitive: frozenset[str | int], max_length: int) -> None:
+        self.address = address
+        self.known_values, self.known_keys = known
+        self.sensitive = sensitive
+        self.max_length = max_length
+        self.fresh_values: list[str] = []
+        self.fresh_keys: list[str] = []
