@@ -1,11 +1,14 @@
 """Remembered clean verdicts: request parts that came out clean need no second look.
 
 Browsers send the same user agent, accept headers, host and cookie names on request after
-request; a run that finds nothing at all proves that each of its (address, name, text) parts
-matches no condition of any rule, so later runs on the same Ruleset can skip those parts. Only
-flat parts are remembered (a scalar address, or one entry of a {name: text} or {name: [text]}
-mapping): their verdict depends on nothing else. A part is remembered only from a run with no
-match, no active exclusion, no timeout and no error, where every rule looked at every part.
+request; a run that matches no value proves that each of its (address, name, text) parts
+matches no condition of any rule, so later runs on the same Ruleset can skip those parts. Flat
+parts are remembered whole (a scalar address, or one entry of a {name: text} or {name: [text]}
+mapping): their verdict depends on nothing else. Nested values (a JSON body) are remembered
+text by text (`Leaves`), except under a key some rule reads by key path. A part is remembered
+only from a run with no value matched, no active exclusion, no timeout and no error, where
+every rule looked at every part; matches on whole addresses (`exists`, the exploit checks) read
+the store, not the parts, and do not count.
 
 Verdicts belong to one Ruleset: a rule or data update makes a new Ruleset and an empty memory.
 Deny-list data only ever expires, so a part clean under it stays clean. The memory is bounded by
