@@ -15,7 +15,7 @@ import pytest
 
 import bastion
 from bastion.config import Settings
-from bastion.contrib.wsgi import BastionMiddleware
+from bastion.contrib.wsgi import BastionMiddleware, request_target
 from bastion.protection import Protection
 from bastion.waf import load_ruleset
 from tests.contrib.failures import PARTS, break_part
@@ -199,3 +199,15 @@ def test_a_request_that_cannot_be_parsed_at_all_still_reaches_the_app(
     with caplog.at_level(logging.ERROR, logger="bastion"):
         assert call(app, "/?q=1", b"body")[:2] == call(echo_app, "/?q=1", b"body")[:2]
     assert len([r for r in caplog.records if "forced failure" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(("raw_uri", "expected"), [
+    ("/search", "/search?q=1%27%20OR%20%271%27%3D%271"),  # a server that keeps the path only
+    ("/search?q=1%27%20OR%20%271%27%3D%271", "/search?q=1%27%20OR%20%271%27%3D%271"),
+])
+def test_the_query_string_is_inspected_whatever_the_raw_uri_holds(
+    raw_uri: str, expected: str
+) -> None:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/search", "RAW_URI": raw_uri,
+               "QUERY_STRING": "q=1%27%20OR%20%271%27%3D%271"}
+    assert request_target(environ) == expected

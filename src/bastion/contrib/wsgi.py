@@ -146,12 +146,14 @@ def status_line(status: int) -> str:
 def request_target(environ: Environ) -> str:
     """The request target as the client sent it, when the server kept it."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    query = environ.get("QUERY_STRING", "")
     if isinstance(raw, str) and raw:
-        return raw
+        # Some servers (and Werkzeug's test client) give the path alone there: the query
+        # string must be inspected all the same.
+        return f"{raw}?{query}" if query and "?" not in raw else raw
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     # PEP 3333 strings are latin-1 decoded bytes; quote them back as they came.
     target = quote(path.encode("latin-1", "replace"), safe="/;=,:@!$&'()*+~")
-    query = environ.get("QUERY_STRING", "")
     return f"{target}?{query}" if query else target
 
 
