@@ -49,6 +49,17 @@ def current() -> RequestContext | None:
 # file open of the process (bastion.sinks): outside a request they cost only this lookup.
 current_fast = _current.get
 
+
+def resumed(request: RequestContext) -> Token[RequestContext | None]:
+    """Make `request` current again while the response body is produced after the
+    application returned (a streamed WSGI body): its sinks are still the request's. Undo
+    with `suspended(token)`."""
+    return _current.set(request)
+
+
+def suspended(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
 MAX_STACK_FRAMES = 32
 
 

@@ -119,3 +119,35 @@ def test_a_sink_in_a_worker_thread_of_the_request_is_checked(
     wrapped = BastionASGIMiddleware(app, protection)
     assert call_asgi(wrapped, "/p?id=1")[0] == 200
     assert call_asgi(wrapped, "/p?id=1%20OR%201=1")[0] == 403
+
+
+def test_a_sink_reached_while_a_streamed_body_is_produced_is_checked(
+    protection: Protection, tmp_path: Path
+) -> None:
+    """The body of a WSGI response can be a generator that runs after the view returned:
+    what it opens is still the request's, and a traversal there is refused."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret")
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.txt").write_text("public")
+    app = flask.Flask(__name__)
+
+    @app.get("/stream")
+    def stream() -> flask.Response:
+        name = flask.request.args["name"]
+
+        def chunks() -> Any:
+            yield "start\n"
+            with open(f"{files}/{name}") as handle:
+                yield handle.read()
+
+        return flask.Response(chunks())
+
+    protect_app(app, protection)
+    client = app.test_client()
+    assert client.get("/stream?name=a.txt").data == b"start\npublic"
+    with pytest.raises(BlockedRequest):
+        client.get("/stream?name=../secret.txt").data  # noqa: B018 (the body is streamed)
+    [event] = read_events(protection, tmp_path)
+    assert rule_ids(event) == ["bst-rasp-001"]

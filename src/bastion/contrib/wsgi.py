@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bastion.blocking import BlockedRequest, BlockResponse
-from bastion.context import RequestContext, current
+from bastion.context import RequestContext, current, resumed, suspended
 from bastion.protection import Protection
 
 Environ = dict[str, Any]
@@ -116,7 +116,23 @@ class _ClosingBody:
         self._ctx = ctx
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        """The body's chunks, each produced with the request current again: a streamed body
+        that reads a file or queries a database does it for this request."""
+        chunks = iter(self._body)
+        while True:
+            token = resumed(self._ctx)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except BaseException:
+                # A server need not close a body that failed: report the request now (a
+                # sink refused in the stream is an attack worth its event).
+                self._ctx.finish()
+                raise
+            finally:
+                suspended(token)
+            yield chunk
 
     def close(self) -> None:
         try:
