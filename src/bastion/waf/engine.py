@@ -119,7 +119,6 @@ class WafContext:
         self._fired: set[int] = set()
         self._active_exclusions: set[int] = set()
         self._budget = (0.0, 0.0)  # (thread CPU time at the run's start, seconds allowed)
-        self._leaves: list[Leaves] = []  # this run's nested addresses (verdicts.Leaves)
         # User parameters' texts for the exploit detectors, until a run brings parameters.
         self._param_texts: ParamTexts = {}
         # Sink calls found clean since the parameters last changed: an application runs the
@@ -150,10 +149,11 @@ class WafContext:
             self._param_texts = {}
         filters: _Filters | None = None
         fresh: list[Fresh] = []
+        leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
         try:
             filters = self._exclusions(deadline)
             bypass, _, excluded = filters
-            views = self._read(addresses, deadline, fresh)
+            views = self._read(addresses, deadline, fresh, leaves)
             if views:
                 self._scan_patterns(views, bypass, excluded, deadline)
                 self._run_value_ops(views, bypass, excluded, deadline)
@@ -169,9 +169,8 @@ class WafContext:
             except Exception as exc:
                 self._ruleset.report_operator_error("engine", exc)
                 result.error = repr(exc)
-        if (fresh or self._leaves) and filters is not None:
-            self._remember_clean(result, filters, fresh)
-        self._leaves = []
+        if (fresh or leaves) and filters is not None:
+            self._remember_clean(result, filters, fresh, leaves)
         if sink is not None and not (result.events or result.timeout or result.error):
             if len(self._clean_sinks) >= _MAX_CLEAN_SINKS:
                 self._clean_sinks.clear()  # bounded: a request of many statements starts over
@@ -179,7 +178,9 @@ class WafContext:
         result.duration_us = (time.perf_counter() - started) * 1e6
         return result
 
-    def _remember_clean(self, result: WafResult, filters: _Filters, fresh: list[Fresh]) -> None:
+    def _remember_clean(
+        self, result: WafResult, filters: _Filters, fresh: list[Fresh], leaves: list[Leaves]
+    ) -> None:
         """After a run where every rule looked at every part and none matched a value, the
         parts it read are known clean (verdicts.py). Matches on whole addresses (`exists`,
         the exploit checks) read the store, not the parts: a request with a Content-Length
@@ -191,8 +192,8 @@ class WafContext:
         try:
             if fresh:
                 memory.remember(fresh)
-            if self._leaves:
-                memory.remember_leaves(self._leaves)
+            if leaves:
+                memory.remember_leaves(leaves)
         except Exception as exc:  # a memory that fails costs speed, never the request
             self._ruleset.report_operator_error("engine", exc)
 
@@ -281,11 +282,12 @@ class WafContext:
     # ------------------------------------------------------------ reading
 
     def _read(
-        self, addresses: Mapping[str, object], deadline: float, fresh: list[Fresh]
+        self, addresses: Mapping[str, object], deadline: float, fresh: list[Fresh],
+        leaves: list[Leaves],
     ) -> list[AddressView]:
         """Every new address that some lane reads, as the lanes see it, without the parts
         earlier runs found clean (see verdicts.py); the parts that could be remembered go
-        to `fresh`."""
+        to `fresh`, the nested addresses' texts to `leaves`."""
         plans = self._plan.addresses
         limits = self._ruleset.limits
         clean = self._ruleset.clean_parts
@@ -297,12 +299,12 @@ class WafContext:
             value = clean.split(address, value, fresh)
             if value is None:
                 continue
-            leaves = None
+            nested = None
             if type(value) is dict or type(value) is list:  # nested texts: see verdicts.Leaves
-                leaves = clean.leaves(address, plan.sensitive_keys)
-                if leaves is not None:
-                    self._leaves.append(leaves)
-            view = plan.read(value, limits, leaves)
+                nested = clean.leaves(address, plan.sensitive_keys)
+                if nested is not None:
+                    leaves.append(nested)
+            view = plan.read(value, limits, nested)
             if view is not None:
                 views.append(view)
             if time.perf_counter() > deadline:

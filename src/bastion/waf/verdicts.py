@@ -106,8 +106,7 @@ class CleanParts:
             added = len(leaves.fresh_values) + len(leaves.fresh_keys)
             if not added:
                 continue
-            if self._size + added > self._capacity:
-                self._seen, self._leaves, self._size = {}, {}, 0
+            self._make_room(added)
             known = self._leaves.get(leaves.address)
             if known is None:
                 known = self._leaves[leaves.address] = (set(), set())
@@ -126,15 +125,19 @@ class CleanParts:
                 added = [entry for entry in part if _size(entry) <= limit]
             if not added:
                 continue
-            if self._size + len(added) > self._capacity:
-                # start over: see the module's docstring
-                self._seen, self._leaves, self._size = {}, {}, 0
+            self._make_room(len(added))
             seen = self._seen.get(address)
             if seen is None:
                 seen = self._seen[address] = set()
             before = len(seen)
             seen.update(added)
             self._size += len(seen) - before
+
+
+    def _make_room(self, added: int) -> None:
+        """Full, the memory starts over (see the module's docstring)."""
+        if self._size + added > self._capacity:
+            self._seen, self._leaves, self._size = {}, {}, 0
 
 
 def _size(entry: Hashable) -> int:
