@@ -190,6 +190,22 @@ class RequestContext:
             return self._block(result.actions)
         return None
 
+    def quiet_sink(self, address: str, text: str) -> bool:
+        """Whether a sink call bringing `text` at `address` may go on unchecked: the rules
+        could not fire on it (WafContext.quiet_sink) and the request is not blocked. The
+        hooks of the cheapest sinks ask this before building the call's addresses."""
+        if self.blocked is not None:
+            return False
+        waf = self._waf
+        return waf is None or waf.quiet_sink(address, text)
+
+    def quiet_call(self, addresses: Mapping[str, object]) -> bool:
+        """`quiet_sink` for a hook's addresses (WafContext.quiet_call)."""
+        if self.blocked is not None:
+            return False
+        waf = self._waf
+        return waf is None or waf.quiet_call(addresses)
+
     def block_with(self, error: BlockedRequest) -> BlockResponse:
         """The response for a `BlockedRequest` raised by the application or a sink hook."""
         if self.blocked is not None:

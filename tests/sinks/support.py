@@ -64,16 +64,32 @@ def request(protection: Protection, query: Mapping[str, str] | None = None,
 
 
 def spy(ctx: RequestContext) -> list[dict[str, object]]:
-    """Every address mapping a sink hands to `ctx.run` from now on, in order."""
+    """Every address mapping a sink hook looks at from now on, in order: those handed to
+    `ctx.run`, and those its quiet look let pass without a run (a statement the SQLite hook
+    passed after `quiet_sink` is recorded with its address alone)."""
     seen: list[dict[str, object]] = []
-    run = ctx.run
+    run, quiet_call, quiet_sink = ctx.run, ctx.quiet_call, ctx.quiet_sink
 
     def recording(addresses: Mapping[str, object]) -> Any:
         if any(address in addresses for address in SINK_ADDRESSES):
             seen.append(dict(addresses))
         return run(addresses)
 
+    def recording_call(addresses: Mapping[str, object]) -> bool:
+        quiet = quiet_call(addresses)
+        if quiet:
+            seen.append(dict(addresses))
+        return quiet
+
+    def recording_sink(address: str, text: str) -> bool:
+        quiet = quiet_sink(address, text)
+        if quiet:
+            seen.append({address: text})
+        return quiet
+
     ctx.run = recording  # type: ignore[method-assign]
+    ctx.quiet_call = recording_call  # type: ignore[method-assign]
+    ctx.quiet_sink = recording_sink  # type: ignore[method-assign]
     return seen
 
 

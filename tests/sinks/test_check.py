@@ -74,7 +74,7 @@ def test_engine_failure_lets_the_call_run_and_is_logged_once(
     with request(protection, {"id": "1 OR 1=1"}):
         message = break_part(monkeypatch, protection, "engine")
         connection.execute("DELETE FROM t WHERE id = 1 OR 1=1")
-        open(tmp_path / "x", "w").close()
+        open(tmp_path / "1 OR 1=1", "w").close()  # holds the input: the rules are asked
     assert connection.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
     assert protection.errors["waf"] == 2
     assert sum(message in record.getMessage() for record in caplog.records) == 1

@@ -593,6 +593,7 @@ _DIALECT_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=64)  # a process names a few databases, on every statement
 def dialect_of(name: str) -> str:
     """The tokenizer dialect for a database, driver or module name; unknown -> "generic"."""
     key = name.strip().lower().lstrip("_")

@@ -90,8 +90,8 @@ def check(ctx: RequestContext, family: str, reader: Reader, args: Args,
     or it cannot be read). Raises BlockedRequest, and nothing else."""
     try:
         addresses = reader(args, kwargs)
-        if addresses is None:
-            return None
+        if addresses is None or ctx.quiet_call(addresses):
+            return addresses
         blocked = ctx.run(addresses)
     except Exception as exc:
         ctx.protection.report_error(f"exploit prevention ({family})", exc)

@@ -19,7 +19,7 @@ from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any
 
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
-from bastion.waf.exploits import ParamTexts, detect_exploit
+from bastion.waf.exploits import ParamTexts, detect_exploit, needles
 from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
 from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, ValueOperator
 from bastion.waf.patterns import PatternSet, compile_re2
@@ -124,6 +124,9 @@ class WafContext:
         # Sink calls found clean since the parameters last changed: an application runs the
         # same statement many times in one request (a query per item of a list).
         self._clean_sinks: set[tuple[tuple[str, str], ...]] = set()
+        # Per gated sink address (Ruleset.sink_gates), the texts of the user's parameters its
+        # detectors look for, until the parameters change (see `quiet_sink`).
+        self._sink_needles: dict[str, tuple[str, ...]] = {}
 
     @property
     def addresses(self) -> Mapping[str, object]:
@@ -144,6 +147,7 @@ class WafContext:
         self._store.update(addresses)
         if sink is None:  # parameters may have changed: what was found clean may not be
             self._clean_sinks.clear()
+            self._sink_needles.clear()
         if self._param_texts and not self._ruleset.check_with_resource.keys().isdisjoint(
                 addresses):
             self._param_texts = {}
@@ -196,6 +200,36 @@ class WafContext:
                 memory.remember_leaves(leaves)
         except Exception as exc:  # a memory that fails costs speed, never the request
             self._ruleset.report_operator_error("engine", exc)
+
+    def quiet_sink(self, address: str, text: str) -> bool:
+        """Whether a sink call that brings `text` at `address` (and nothing but sink
+        addresses) may run without a run of the rules: every rule that reads the address
+        looks for user input in it (Ruleset.sink_gates), and it holds none. Most statements,
+        paths and URLs of a request do not; those that do get the full check."""
+        found = self._sink_needles.get(address)
+        if found is None:
+            gate = self._ruleset.sink_gates.get(address)
+            # "" is in every text: an address without a gate is never quiet.
+            found = self._sink_needles[address] = ("",) if gate is None else needles(
+                gate, self._store, self._ruleset.limits, self._param_texts)
+        for needle in found:  # noqa: SIM110 (a generator costs more, on every statement)
+            if needle in text:
+                return False
+        return True
+
+    def quiet_call(self, addresses: Mapping[str, object]) -> bool:
+        """`quiet_sink` for a sink hook's addresses: each a sink address, the gated ones
+        texts that hold no user parameter, and at least one of them."""
+        gates, sinks = self._ruleset.sink_gates, self._ruleset.sink_addresses
+        gated = False
+        for address, value in addresses.items():
+            if address in gates:
+                if type(value) is not str or not self.quiet_sink(address, value):
+                    return False
+                gated = True
+            elif address not in sinks:
+                return False
+        return gated
 
     def _sink_call(self, addresses: Mapping[str, object]) -> tuple[tuple[str, str], ...] | None:
         """A run of a sink hook (only sink addresses, all texts), as a key; else None."""

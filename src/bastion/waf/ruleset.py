@@ -189,6 +189,7 @@ class Ruleset:
         # What a sink hook's run may carry: a run of these alone is a sink call.
         self.sink_addresses = frozenset(resources | sinks)
         self.presence_gates = _presence_gates(self.rules, self.check_on_address)
+        self.sink_gates = _sink_gates(self.rules, self.sink_addresses)
         # Every address a rule or an exclusion reads: a caller may skip building the others.
         self.addresses: frozenset[str] = frozenset(
             target.address
@@ -300,6 +301,34 @@ def _presence_gates(
                     gated.append((rule_index, condition_index))
                     break
     return {a: (frozenset(names), tuple(gated)) for a, (names, gated) in gates.items()}
+
+
+def _sink_gates(
+    rules: Sequence[Rule], sink_addresses: frozenset[str]
+) -> dict[str, tuple[ExploitDetector, ...]]:
+    """Per sink resource, the exploit detectors that read it, when a sink call can be settled
+    without the rules. A detector reports user input that reshapes its resource, so a call
+    whose resource holds none of the user's parameters (see `WafContext.quiet_sink`) cannot
+    complete a rule that needs that detector. That settles the call when each detector reads
+    one whole address, and every other condition on a sink address shares its rule with a
+    detector of that very address (the reference's SSRF rule pairs a URL pattern with its
+    detector); otherwise there are no gates."""
+    gates: dict[str, list[ExploitDetector]] = {}
+    for rule in rules:
+        detected: set[str] = set()
+        for condition in rule.conditions:
+            operator = condition.operator
+            if isinstance(operator, ExploitDetector):
+                if len(operator.resource) != 1 or operator.resource[0][1]:
+                    return {}
+                detected.add(operator.resource[0][0])
+                gates.setdefault(operator.resource[0][0], []).append(operator)
+        for condition in rule.conditions:
+            if not isinstance(condition.operator, ExploitDetector) and any(
+                    target.address in sink_addresses and target.address not in detected
+                    for target in condition.targets):
+                return {}
+    return {address: tuple(detectors) for address, detectors in gates.items()}
 
 
 def _rule_name(raw: object, path: str) -> str:
