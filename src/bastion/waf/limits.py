@@ -265,9 +265,20 @@ def _flat_texts(
     except TypeError:  # not all texts
         return None if tail else _flat_lists(value, max_length)
     texts: list[str] = items  # type: ignore[assignment]  # all texts: join accepted them
-    if joined.isascii() and (len(joined) <= max_length or max(map(len, texts)) <= max_length):
+    if (joined.isascii() or is_clean(joined)) and (
+            len(joined) <= max_length or max(map(len, texts)) <= max_length):
         return FlatPaths(names, tail), texts, joined
     return None
+
+
+def is_clean(text: str) -> bool:
+    """Whether `text` is valid Unicode as it is (no lone surrogate; see `clean_text`): a
+    search in French or Japanese takes the flat path as an English one does."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ascii_names(value: dict[object, object], max_length: int) -> list[str] | None:
@@ -293,18 +304,20 @@ def _flat_lists(
         name = cast(str, key)
         if type(item) is list and len(item) == 1:  # one value per name, the usual case
             element = item[0]
-            if type(element) is not str or not element.isascii() or len(element) > max_length:
+            if type(element) is not str or len(element) > max_length or not (
+                    element.isascii() or is_clean(element)):
                 return None
             paths.append((name, 0))
             texts.append(element)
         elif type(item) is str:
-            if not item.isascii() or len(item) > max_length:
+            if len(item) > max_length or not (item.isascii() or is_clean(item)):
                 return None
             paths.append((name,))
             texts.append(item)
         elif type(item) is list and len(item) <= 8:
             for index, element in enumerate(item):
-                if type(element) is not str or not element.isascii() or len(element) > max_length:
+                if type(element) is not str or len(element) > max_length or not (
+                        element.isascii() or is_clean(element)):
                     return None
                 paths.append((name, index))
                 texts.append(element)
