@@ -76,3 +76,12 @@ def test_flat_paths_are_made_on_demand_and_found_by_name() -> None:
     assert query[0] == ("q", 0)
     assert query.under(("page",)) == query.under(("page", 0)) == [1]
     assert query.under(("page", 1)) == []
+
+
+def test_valid_non_ascii_texts_take_the_flat_path() -> None:
+    """A search in any language is read as fast as an English one; a lone surrogate still
+    takes the general walk, which cleans it."""
+    paths, values, _, names, _, _ = value_texts({"q": ["café"], "p": ["2"]}, DEFAULT_LIMITS)
+    assert isinstance(paths, FlatPaths) and values == ["café", "2"] and names == ["q", "p"]
+    paths, values, *_ = value_texts({"q": ["caf\udce9"]}, DEFAULT_LIMITS)
+    assert not isinstance(paths, FlatPaths) and values == ["caf\ufffd"]
