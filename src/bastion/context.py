@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bastion import tracing
+from bastion.activity import ACTIVITY
 from bastion.addresses import addresses_of, header_map
 from bastion.blocking import BlockedRequest, BlockResponse, render
 from bastion.clientip import resolve_client_ip
@@ -54,11 +55,13 @@ def resumed(request: RequestContext) -> Token[RequestContext | None]:
     """Make `request` current again while the response body is produced after the
     application returned (a streamed WSGI body): its sinks are still the request's. Undo
     with `suspended(token)`."""
+    ACTIVITY.enter()
     return _current.set(request)
 
 
 def suspended(token: Token[RequestContext | None]) -> None:
     _current.reset(token)
+    ACTIVITY.leave()
 
 MAX_STACK_FRAMES = 32
 
@@ -130,6 +133,8 @@ class RequestContext:
     # ------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> RequestContext:
+        if self._token is None:  # hooks that stand aside between requests come back first
+            ACTIVITY.enter()
         self._token = _current.set(self)
         self._span = tracing.enter(self)
         return self
@@ -138,6 +143,7 @@ class RequestContext:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
+            ACTIVITY.leave()
         if self._span is not None:
             self._span.exit()
 

@@ -61,10 +61,21 @@ class Watch:
     """The observer of a family's hooks, set by whoever observes (tracing) and cleared by it.
     Hooks read it on every call, so a change takes effect at once, on old cursors too."""
 
-    __slots__ = ("observer",)
+    __slots__ = ("_listeners", "observer")
 
     def __init__(self) -> None:
         self.observer: Observer | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def set(self, observer: Observer | None) -> None:
+        """Observe the family's calls from now on (None: stop); hooks that stand aside
+        while nothing needs them (sql.py's for sqlite3) are told."""
+        self.observer = observer
+        for listener in self._listeners:
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
 
 
 UNWATCHED = Watch()

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from bastion.activity import ACTIVITY
 from bastion.context import current_fast
 from bastion.sinks.check import (
     CHECKING,
     Addresses,
     Args,
+    Hook,
     Kwargs,
     Reader,
     Watch,
@@ -138,7 +140,60 @@ def hooked_subclass(base: type, driver: str, system: str, methods: dict[str, str
     namespace.update(__module__=base.__module__, __qualname__=base.__qualname__,
                      __doc__=base.__doc__, __bastion_hooked__=True)
     made = type(base.__name__, (base,), namespace)
-    return _subclasses.setdefault(key, made)
+    kept = _subclasses.setdefault(key, made)
+    if kept is made:
+        _STANDBY.add(made, {name: method for name, method in namespace.items()
+                            if getattr(method, _EXACT, False)})
+    return kept
+
+
+_EXACT = "__bastion_exact__"  # marks sqlite3's exact hooks, which stand aside when idle
+
+
+class _Standby:
+    """sqlite3's exact hooks (see `_sqlite_exact`) stand aside while nothing needs them.
+
+    A query takes about a microsecond, and even the cheapest Python hook that only finds no
+    request current adds a twentieth to it. So the hooked classes carry those methods only
+    while a request is being handled somewhere in the process or an observer (datastore
+    tracing) watches; the rest of the time their C methods run untouched. The switch
+    (bastion.activity) happens before a request's code runs and after it ended, under one
+    lock, so no call of a request can miss its check."""
+
+    def __init__(self) -> None:
+        self._classes: list[tuple[type, dict[str, Any]]] = []
+        self._armed = True  # until told otherwise: a hooked class starts fully hooked
+
+    def add(self, cls: type, methods: dict[str, Any]) -> None:
+        if not methods:
+            return
+        with ACTIVITY.lock:
+            self._classes.append((cls, methods))
+            if not self._armed:
+                self._put(cls, methods, armed=False)
+
+    def switch(self) -> None:
+        """Put the hooks in place or aside, as the process's state now asks."""
+        with ACTIVITY.lock:
+            armed = ACTIVITY.busy or WATCH.observer is not None
+            if armed == self._armed:
+                return
+            self._armed = armed
+            for cls, methods in self._classes:
+                self._put(cls, methods, armed)
+
+    @staticmethod
+    def _put(cls: type, methods: dict[str, Any], armed: bool) -> None:
+        for name, method in methods.items():
+            if armed:
+                setattr(cls, name, method)
+            elif name in vars(cls):
+                delattr(cls, name)
+
+
+_STANDBY = _Standby()
+ACTIVITY.listen(_STANDBY.switch)
+WATCH.listen(_STANDBY.switch)
 
 
 def _wrap_connect(
@@ -212,22 +267,27 @@ def _specialize(own: tuple[object, ...], name: str, original: Any,
                     return original(self, sql, parameters)
                 return checked(self, sql, parameters)
 
-            return mark(execute, original)
+            return _exact(mark(execute, original))
         if name == "executemany":
             def executemany(self: Any, sql: Any, parameters: Any, /) -> Any:
                 if unchecked(sql):
                     return original(self, sql, parameters)
                 return checked(self, sql, parameters)
 
-            return mark(executemany, original)
+            return _exact(mark(executemany, original))
         if name == "executescript":
             def executescript(self: Any, script: Any, /) -> Any:
                 if unchecked(script):
                     return original(self, script)
                 return checked(self, script)
 
-            return mark(executescript, original)
+            return _exact(mark(executescript, original))
     return checked
+
+
+def _exact(method: Hook) -> Hook:
+    setattr(method, _EXACT, True)
+    return method
 
 
 def patch_sqlite3(sqlite3: ModuleType) -> None:

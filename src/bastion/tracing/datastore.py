@@ -67,11 +67,11 @@ _MYSQL_NEAR = re2.compile(r"near '(.*)' at line [0-9]+")
 
 def enable(server: ServerTracer, settings: Settings) -> None:
     """Trace every statement of the hooked drivers from now on, into `server`'s pipeline."""
-    sql.WATCH.observer = DatastoreTracer(server, settings)
+    sql.WATCH.set(DatastoreTracer(server, settings))
 
 
 def disable() -> None:
-    sql.WATCH.observer = None
+    sql.WATCH.set(None)
 
 
 class _Call:
