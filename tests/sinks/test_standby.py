@@ -1,5 +1,6 @@
-"""sqlite3's hooks stand aside while no request is being handled and nothing observes, and
-are back in place, checking, whenever a request's code may run (sinks/sql.py, activity.py)."""
+"""sqlite3's hooks stand aside once a query runs while no request is being handled and
+nothing observes, and are back in place, checking, whenever a request's code may run
+(sinks/sql.py, activity.py)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def test_hooks_are_in_place_only_while_a_request_is_handled(protection: Protecti
             connection.execute(f"DELETE FROM t WHERE id = {ATTACK}")
         with pytest.raises(BlockedRequest):
             cursor.execute(f"DELETE FROM t WHERE id = {ATTACK}")
-    assert not hooked(connection)
+    assert hooked(connection)  # in place until a query finds the process idle
     assert connection.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
+    assert not hooked(connection)
 
 
 def test_a_request_still_running_keeps_them_when_another_ends(protection: Protection) -> None:
@@ -70,6 +72,9 @@ def test_a_request_still_running_keeps_them_when_another_ends(protection: Protec
     assert inside.wait(5)
     with request(protection, {"q": "shoes"}), connection_lock:
         connection.execute("SELECT 1")
+    with connection_lock:  # outside any request, while the other one is still handled
+        assert connection.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
+    assert hooked(connection)
     other_done.set()
     thread.join(5)
     assert outcome == ["blocked"]
@@ -83,6 +88,7 @@ def test_a_streamed_body_brings_them_back(protection: Protection) -> None:
     connection = database()
     with request(protection, {"id": ATTACK}) as ctx:
         pass
+    connection.execute("SELECT 1")  # idle: the hooks stand aside
     assert not hooked(connection)
     token = resumed(ctx)
     try:
@@ -90,7 +96,6 @@ def test_a_streamed_body_brings_them_back(protection: Protection) -> None:
             connection.execute(f"DELETE FROM t WHERE id = {ATTACK}")
     finally:
         suspended(token)
-    assert not hooked(connection)
 
 
 class Recorder:
@@ -114,8 +119,9 @@ def test_an_observer_keeps_them_in_place_outside_requests() -> None:
         connection.execute("SELECT 42")
     finally:
         sql.WATCH.set(None)
-    assert not hooked(connection)
     connection.execute("SELECT 43")
+    assert not hooked(connection)
+    connection.execute("SELECT 44")
     assert recorder.statements == ["SELECT 42"]
 
 

@@ -154,15 +154,17 @@ class _Standby:
     """sqlite3's exact hooks (see `_sqlite_exact`) stand aside while nothing needs them.
 
     A query takes about a microsecond, and even the cheapest Python hook that only finds no
-    request current adds a twentieth to it. So the hooked classes carry those methods only
-    while a request is being handled somewhere in the process or an observer (datastore
-    tracing) watches; the rest of the time their C methods run untouched. The switch
-    (bastion.activity) happens before a request's code runs and after it ended, under one
-    lock, so no call of a request can miss its check."""
+    request current adds a twentieth to it. So a hook that runs outside any request, while
+    no request is being handled anywhere in the process and no observer (datastore tracing)
+    watches, takes the hooked classes' methods away (`rest`): from then on their C methods
+    run untouched. They are put back (`wake`) before a request's context becomes current
+    (bastion.activity) or an observer is set, under the same lock, so no call of a request
+    can miss its check. A server busy with requests keeps them in place; a worker or a
+    script that never handles one runs without them after its first query."""
 
     def __init__(self) -> None:
         self._classes: list[tuple[type, dict[str, Any]]] = []
-        self._armed = True  # until told otherwise: a hooked class starts fully hooked
+        self._armed = True  # until a hook finds it idle: a hooked class starts fully hooked
 
     def add(self, cls: type, methods: dict[str, Any]) -> None:
         if not methods:
@@ -172,15 +174,24 @@ class _Standby:
             if not self._armed:
                 self._put(cls, methods, armed=False)
 
-    def switch(self) -> None:
-        """Put the hooks in place or aside, as the process's state now asks."""
+    def wake(self) -> None:
+        """Put the hooks back if a request or an observer needs them now."""
+        if self._armed:
+            return
         with ACTIVITY.lock:
-            armed = ACTIVITY.busy or WATCH.observer is not None
-            if armed == self._armed:
-                return
-            self._armed = armed
-            for cls, methods in self._classes:
-                self._put(cls, methods, armed)
+            if not self._armed and (ACTIVITY.busy or WATCH.observer is not None):
+                self._switch(armed=True)
+
+    def rest(self) -> None:
+        """Take the hooks away if nothing needs them now (a hook ran outside any request)."""
+        with ACTIVITY.lock:
+            if self._armed and not ACTIVITY.busy and WATCH.observer is None:
+                self._switch(armed=False)
+
+    def _switch(self, armed: bool) -> None:
+        self._armed = armed
+        for cls, methods in self._classes:
+            self._put(cls, methods, armed)
 
     @staticmethod
     def _put(cls: type, methods: dict[str, Any], armed: bool) -> None:
@@ -192,8 +203,8 @@ class _Standby:
 
 
 _STANDBY = _Standby()
-ACTIVITY.listen(_STANDBY.switch)
-WATCH.listen(_STANDBY.switch)
+ACTIVITY.listen(_STANDBY.wake)
+WATCH.listen(_STANDBY.wake)
 
 
 def _wrap_connect(
@@ -249,20 +260,25 @@ def _specialize(own: tuple[object, ...], name: str, original: Any,
     watch = WATCH
     checking = CHECKING
 
+    standby = _STANDBY
+    activity = ACTIVITY
+
     def unchecked(sql: object) -> bool:
         """Whether the call may skip the hook: no observer, and no request or nothing in
-        the statement for the rules."""
+        the statement for the rules. Outside any request with none handled anywhere, the
+        hooks stand aside from now on (`_Standby`)."""
         if watch.observer is not None:
             return False
         ctx = lookup()
-        return ctx is None or not checking.on or (
-            type(sql) is str and ctx.quiet_sink(STATEMENT, sql))
+        if ctx is None:
+            if not activity.busy:
+                standby.rest()
+            return True
+        return not checking.on or (type(sql) is str and ctx.quiet_sink(STATEMENT, sql))
 
     if any(original is method for method in own):
         if name == "execute":
             def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
-                if lookup() is None and watch.observer is None:
-                    return original(self, sql, parameters)
                 if unchecked(sql):
                     return original(self, sql, parameters)
                 return checked(self, sql, parameters)
