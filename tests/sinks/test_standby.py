@@ -4,6 +4,7 @@ nothing observes, and are back in place, checking, whenever a request's code may
 
 from __future__ import annotations
 
+import io
 import logging
 import sqlite3
 import threading
@@ -11,14 +12,21 @@ from typing import Any
 
 import pytest
 
-from bastion.activity import Activity
+from bastion.activity import ACTIVITY, Activity
 from bastion.blocking import BlockedRequest
-from bastion.context import resumed, suspended
+from bastion.contrib.wsgi import BastionMiddleware
 from bastion.protection import Protection
 from bastion.sinks import sql
 from tests.sinks.support import request
 
 ATTACK = "1 OR 1=1"
+
+
+@pytest.fixture(autouse=True)
+def idle_process() -> None:
+    """These tests start from a process that handles no request: an earlier test that left
+    a WSGI body neither read to its end nor closed would keep the hooks in place."""
+    assert not ACTIVITY.busy, "an earlier test left a request open (an unclosed WSGI body)"
 
 
 def hooked(connection: sqlite3.Connection) -> bool:
@@ -82,20 +90,39 @@ def test_a_request_still_running_keeps_them_when_another_ends(protection: Protec
     assert not hooked(connection)
 
 
-def test_a_streamed_body_brings_them_back(protection: Protection) -> None:
+def test_a_streamed_body_keeps_them_until_it_is_closed(protection: Protection) -> None:
     """A WSGI body produced after the application returned runs with its request current
-    again (contrib/wsgi.py): its statements are checked."""
+    again (contrib/wsgi.py): its statements are checked, even when nothing else is handled
+    in between."""
     connection = database()
-    with request(protection, {"id": ATTACK}) as ctx:
-        pass
-    connection.execute("SELECT 1")  # idle: the hooks stand aside
-    assert not hooked(connection)
-    token = resumed(ctx)
-    try:
-        with pytest.raises(BlockedRequest):
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def chunks() -> Any:
+            yield b"first\n"
+            connection.execute("SELECT 1")  # no user input: runs
+            yield b"second\n"
             connection.execute(f"DELETE FROM t WHERE id = {ATTACK}")
-    finally:
-        suspended(token)
+            yield b"never\n"
+
+        return chunks()
+
+    middleware = BastionMiddleware(app, protection)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "id=1+OR+1%3D1",
+               "wsgi.input": io.BytesIO(b""), "REMOTE_ADDR": "203.0.113.9",
+               "wsgi.url_scheme": "http", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+    body = middleware(environ, lambda status, headers, exc_info=None: None)
+    connection.execute("SELECT 2")  # between the application's return and the body
+    assert hooked(connection)
+    received = []
+    with pytest.raises(BlockedRequest):
+        for chunk in body:
+            received.append(chunk)
+    assert received == [b"first\n", b"second\n"]
+    body.close()  # type: ignore[attr-defined]
+    assert connection.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
+    assert not hooked(connection)
 
 
 class Recorder:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from bastion.activity import ACTIVITY
 from bastion.blocking import BlockedRequest, BlockResponse
 from bastion.context import RequestContext, current, resumed, suspended
 from bastion.protection import Protection
@@ -109,11 +110,15 @@ def _discard(data: bytes) -> None:
 
 
 class _ClosingBody:
-    """The app's body, unchanged; closing it ends the request for Bastion too."""
+    """The app's body, unchanged; closing it ends the request for Bastion too. Until it is
+    closed or read to its end the request counts as being handled (bastion.activity), so
+    that the hooks its chunks may reach are in place."""
 
     def __init__(self, body: Iterable[bytes], ctx: RequestContext) -> None:
         self._body = body
         self._ctx = ctx
+        self._active = True
+        ACTIVITY.enter()
 
     def __iter__(self) -> Iterator[bytes]:
         """The body's chunks, each produced with the request current again: a streamed body
@@ -124,11 +129,12 @@ class _ClosingBody:
             try:
                 chunk = next(chunks)
             except StopIteration:
+                self._release()  # nothing of the request runs with it current any more
                 return
             except BaseException:
                 # A server need not close a body that failed: report the request now (a
                 # sink refused in the stream is an attack worth its event).
-                self._ctx.finish()
+                self._ended()
                 raise
             finally:
                 suspended(token)
@@ -138,7 +144,16 @@ class _ClosingBody:
         try:
             _close(self._body)
         finally:
-            self._ctx.finish()
+            self._ended()
+
+    def _ended(self) -> None:
+        self._ctx.finish()
+        self._release()
+
+    def _release(self) -> None:
+        if self._active:
+            self._active = False
+            ACTIVITY.leave()
 
 
 def _close(body: Iterable[bytes]) -> None:
