@@ -22,7 +22,8 @@ def parse_cookies(header: str) -> dict[str, list[str]]:
         name, sep, value = item.strip().partition("=")
         if not name and not sep:
             continue
-        cookies.setdefault(name.strip(), []).append(unquote(value.strip().strip('"')))
+        value = value.strip().strip('"')
+        cookies.setdefault(name.strip(), []).append(unquote(value) if "%" in value else value)
     return cookies
 
 

@@ -71,12 +71,13 @@ class TrustedProxies:
     Immutable and comparable, so it can sit in the frozen Settings.
     """
 
-    __slots__ = ("_networks", "_v4", "_v6")
+    __slots__ = ("_hash", "_networks", "_v4", "_v6")
 
     def __init__(self, networks: Iterable[_Network] = ()) -> None:
         self._networks = tuple(
             sorted(set(networks), key=lambda n: (n.version, n.network_address, n.prefixlen))
         )
+        self._hash = hash(self._networks)  # once: it keys a cache looked up on every request
         # (network, mask) as integers: a membership test is then one AND per network.
         self._v4 = tuple(_as_ints(n) for n in self._networks if n.version == 4)
         self._v6 = tuple(_as_ints(n) for n in self._networks if n.version == 6)
@@ -130,7 +131,7 @@ class TrustedProxies:
         return self._networks == other._networks
 
     def __hash__(self) -> int:
-        return hash(self._networks)
+        return self._hash
 
     def __repr__(self) -> str:
         spec = ",".join(str(n) for n in self._networks) or "none"
@@ -153,12 +154,11 @@ def resolve_client_ip(
     repeated headers joined by ","; `header`, when set, is the only header consulted. Never
     raises, whatever the input.
     """
-    peer_ip: IPAddress | None = None
     peer_text: str | None = None
     if peer and len(peer) <= _MAX_ITEM_CHARS:  # longer cannot be an address: keep it uncached
-        peer_ip, peer_text = _peer(peer)
-    if peer_ip is not None and peer_ip not in trusted:
-        return peer_text  # a direct client: its headers say what it likes
+        peer_text, direct = _peer_verdict(peer, trusted)
+        if direct:
+            return peer_text  # a direct client: its headers say what it likes
     if trusted:
         names = HEADERS if header is None else (header.lower(),)
         for name in names:
@@ -169,6 +169,14 @@ def resolve_client_ip(
             if ip is not None:
                 return str(ip)
     return peer_text
+
+
+@lru_cache(maxsize=1024)
+def _peer_verdict(peer: str, trusted: TrustedProxies) -> tuple[str | None, bool]:
+    """The peer in text form, and whether it is a client talking to us directly (an address
+    no trusted proxy has): remembered, for the same reason as `_peer`."""
+    ip, text = _peer(peer)
+    return text, ip is not None and ip not in trusted
 
 
 @lru_cache(maxsize=1024)

@@ -333,12 +333,7 @@ class WafContext:
             value = clean.split(address, value, fresh)
             if value is None:
                 continue
-            nested = None
-            if type(value) is dict or type(value) is list:  # nested texts: see verdicts.Leaves
-                nested = clean.leaves(address, plan.sensitive_keys)
-                if nested is not None:
-                    leaves.append(nested)
-            view = plan.read(value, limits, nested)
+            view = plan.read(value, limits, clean, leaves)
             if view is not None:
                 views.append(view)
             if time.perf_counter() > deadline:
@@ -484,9 +479,7 @@ class WafContext:
         of texts they read, and those it cannot speak for (not single-line ASCII)."""
         reported: list[dict[tuple[int, int], set[int]] | None] = [None] * len(views)
         parts: list[str] = []  # the buffer to scan, list by list
-        starts: list[int] = []  # offset of each part in the buffer
-        readers: list[_Reader] = []
-        offset = 0
+        readers: list[_Reader] = []  # who reads each part
         for position, view in enumerate(views):
             plan = view.plan
             if not plan.triggered:
@@ -512,38 +505,38 @@ class WafContext:
             for texts, joined, users in lists:
                 if not texts:
                     continue
-                owners: list[int] | None = None
-                text = joined
                 # The common case: every value one ASCII line, as it is in `joined`.
-                if not (joined.isascii() and joined.count("\n") == len(texts) - 1):
-                    lines, owners, always = _split_lines(texts)
-                    for index in always:
-                        for by_trigger in users:
-                            for groups in by_trigger.values():
-                                _add(reported, position, groups, index)
-                    if lines is None:
-                        continue
-                    text = lines
-                parts.append(text)
-                starts.append(offset)
-                readers.append((position, users, owners))
-                offset += len(text) + 1
+                if joined.isascii() and joined.count("\n") == len(texts) - 1:
+                    parts.append(joined)
+                    readers.append((position, users, None))
+                    continue
+                lines, split_owners, always = _split_lines(texts)
+                for index in always:
+                    for by_trigger in users:
+                        for groups in by_trigger.values():
+                            _add(reported, position, groups, index)
+                if lines is not None:
+                    parts.append(lines)
+                    readers.append((position, users, split_owners))
         scanner = self._plan.triggers
-        if parts and scanner is not None:
-            # ASCII only: byte offsets of the buffer are offsets in its parts.
-            data = "\n".join(parts).encode()
-            single = len(parts) == 1
-            for trigger, end in scanner.lines(data):
-                number = 0 if single else bisect_right(starts, end) - 1
-                position, users, owners = readers[number]
-                index = -1
-                for by_trigger in users:
-                    reached = by_trigger.get(trigger)
-                    if reached is not None:
-                        if index < 0:
-                            line = parts[number].count("\n", 0, end - starts[number])
-                            index = line if owners is None else owners[line]
-                        _add(reported, position, reached, index)
+        if not parts or scanner is None:
+            return reported
+        # ASCII only: byte offsets of the buffer are offsets in its parts.
+        found = scanner.lines("\n".join(parts).encode())
+        if not found:  # the common case: no value needs a detector
+            return reported
+        starts = list(accumulate((len(part) + 1 for part in parts[:-1]), initial=0))
+        for trigger, end in found:
+            number = bisect_right(starts, end) - 1
+            position, users, owners = readers[number]
+            index = -1
+            for by_trigger in users:
+                reached = by_trigger.get(trigger)
+                if reached is not None:
+                    if index < 0:
+                        line = parts[number].count("\n", 0, end - starts[number])
+                        index = line if owners is None else owners[line]
+                    _add(reported, position, reached, index)
         return reported
 
     def _evaluate(

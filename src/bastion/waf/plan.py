@@ -34,7 +34,7 @@ from bastion.waf.limits import (
 from bastion.waf.operators import PatternOperator, ValueOperator
 from bastion.waf.patterns import LineScanner, Pattern, PatternSet
 from bastion.waf.transformers import TRANSFORMERS, Chain, Transformer, make_values_chain
-from bastion.waf.verdicts import Leaves
+from bastion.waf.verdicts import CleanParts, Leaves
 
 # An address joins a scan group when neither it nor the group would scan more than this many
 # times the patterns of its own: scanning costs by pattern and by byte, a call costs by call.
@@ -185,11 +185,13 @@ class AddressPlan:
         )
 
     def read(
-        self, value: object, limits: Limits, leaves: Leaves | None = None
+        self, value: object, limits: Limits, memory: CleanParts | None = None,
+        remembered: list[Leaves] | None = None,
     ) -> AddressView | None:
         """The address's values as every lane sees them; None when nothing is inspectable.
-        With `leaves`, the texts of a nested value known to be clean are left out, and the
-        others listed in it to be remembered (see verdicts.Leaves)."""
+        With `memory`, the texts of a nested value it knows to be clean are left out, and
+        the others are listed in a `Leaves` appended to `remembered`, to be remembered if the
+        run finds nothing (see verdicts.Leaves)."""
         if type(value) is str and value.isascii() and len(value) <= limits.max_string_length:
             return self._read_text(value)
         value_paths: Sequence[KeyPath] = ()
@@ -211,7 +213,12 @@ class AddressPlan:
             else:
                 key_paths, keys = key_texts(value, limits)
                 key_joined = "\n".join(keys)
+        leaves = None
+        if memory is not None and isinstance(value_paths, TreePaths):
+            leaves = memory.leaves(self.address, self.sensitive_keys)
         if leaves is not None and isinstance(value_paths, TreePaths):
+            if remembered is not None:
+                remembered.append(leaves)
             value_paths, values = _unknown(value_paths, values, leaves.known_values,
                                            leaves.fresh_values, leaves)
             value_joined = "\n".join(values)

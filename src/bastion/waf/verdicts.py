@@ -19,7 +19,7 @@ speed-up, never memory or correctness.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Final, cast
+from typing import Final
 
 # What one run may remember: (address, its text) for a scalar address, or (address, entries)
 # for a mapping, each entry (name, text) or (name, (texts...)) for {name: [texts]}: the two
@@ -142,7 +142,9 @@ class CleanParts:
 
 def _size(entry: Hashable) -> int:
     """Characters of an entry, or more than any limit when it holds anything but texts."""
-    name, item = cast("tuple[object, object]", entry)  # entries are pairs, see Fresh
+    name: object
+    item: object
+    name, item = entry  # type: ignore[misc]  # entries are pairs, see Fresh
     if type(name) is not str:
         return 1 << 30
     if type(item) is str:
