@@ -104,7 +104,10 @@ class Protection:
         self._ruleset = ruleset
 
     def _load_in_background(self) -> None:
-        threading.Thread(target=self._load, name="bastion-rules", daemon=True).start()
+        # Not a daemon: a process that ends while the rules compile waits for them (a few
+        # hundred ms) rather than having the compiler's thread killed inside native code,
+        # which can abort the interpreter at exit.
+        threading.Thread(target=self._load, name="bastion-rules", daemon=False).start()
 
     def _finish_loading(self) -> None:
         self._ready.wait(STARTUP_WAIT_S)
