@@ -125,6 +125,8 @@ class RequestContext:
             _RESPONSE_ADDRESSES)
         self._timeout_us = self.settings.waf_timeout_us
         self._token: Token[RequestContext | None] | None = None
+        self._counted = False  # in ACTIVITY's count (see hold/release)
+        self._held = False
         self._span: tracing.ServerSpan | None = None
         self._finished = False
         self.id = ""  # given when the first event is recorded
@@ -132,8 +134,9 @@ class RequestContext:
     # ------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> RequestContext:
-        if self._token is None:  # hooks that stand aside between requests come back first
+        if not self._counted:  # hooks that stand aside between requests come back first
             ACTIVITY.enter()
+            self._counted = True
         self._token = _current.set(self)
         self._span = tracing.enter(self)
         return self
@@ -142,9 +145,22 @@ class RequestContext:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
-            ACTIVITY.leave()
+            if not self._held:
+                self.release()
         if self._span is not None:
             self._span.exit()
+
+    def hold(self) -> None:
+        """Keep the request counted as being handled (bastion.activity) after its context is
+        left, until `release()`: its response body is still to be produced."""
+        self._held = True
+
+    def release(self) -> None:
+        """The request is no longer being handled: nothing of it runs any more."""
+        self._held = False
+        if self._counted:
+            self._counted = False
+            ACTIVITY.leave()
 
     def start(self, body: bytes = b"") -> BlockResponse | None:
         """Inspect the request as it arrived: line, headers, cookies, query, body."""

@@ -51,7 +51,7 @@ def _after_routing() -> flask.Response | None:
     ctx = current()
     if ctx is None:
         return None
-    request = flask.request
+    request = flask.request._get_current_object()  # type: ignore[attr-defined]  # once
     rule = request.url_rule
     blocked = ctx.routed(rule.rule if rule is not None else None, request.view_args)
     return _response(blocked) if blocked is not None else None

@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from bastion.activity import ACTIVITY
 from bastion.blocking import BlockedRequest, BlockResponse
 from bastion.context import RequestContext, current, resumed, suspended
 from bastion.protection import Protection
@@ -117,8 +116,7 @@ class _ClosingBody:
     def __init__(self, body: Iterable[bytes], ctx: RequestContext) -> None:
         self._body = body
         self._ctx = ctx
-        self._active = True
-        ACTIVITY.enter()
+        ctx.hold()
 
     def __iter__(self) -> Iterator[bytes]:
         """The body's chunks, each produced with the request current again: a streamed body
@@ -151,9 +149,7 @@ class _ClosingBody:
         self._release()
 
     def _release(self) -> None:
-        if self._active:
-            self._active = False
-            ACTIVITY.leave()
+        self._ctx.release()
 
 
 def _close(body: Iterable[bytes]) -> None:
