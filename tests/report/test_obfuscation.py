@@ -282,3 +282,25 @@ def test_a_bad_pattern_is_a_clear_value_error(kind: str, pattern: str) -> None:
     arguments = {f"{kind}_pattern": pattern}
     with pytest.raises(ValueError, match=f"invalid obfuscation {kind} pattern"):
         Obfuscator(**arguments)
+
+
+_QUERY_PIECES = st.sampled_from([
+    "q=red+shoes", "page=2", "password=hunter2", "token=abc", "x=%40", "note=card+4111+1111+1111+1111",
+    f"jwt={JWT}", f"k={AWS_KEY}", "mail=alice%40example.com", "a", "=", "&", "%zz", "%C3", "%A9",
+    "sid=1", "inside=yes", "t=Bearer+abcdef123456789", "u=http://u:p@h/", "#frag", "b%3Dc",
+    "x\ty", "passwd", "p=%26password%3Dhunter2", f"s={SESSION_HEX}", "é=ü",
+])
+
+
+@given(st.lists(_QUERY_PIECES, max_size=8).map("&".join) | st.text(max_size=40))
+def test_a_query_string_is_redacted_as_in_a_whole_url(query: str) -> None:
+    """The query string of a span (tracing) skips the URL parser when it can: same result."""
+    assert OBFUSCATOR.redact_query(query) == OBFUSCATOR.redact_url("?" + query)[1:]
+
+
+def test_name_verdicts_stay_right_past_their_memory() -> None:
+    obfuscator = Obfuscator()
+    for number in range(3000):  # more names than the memory keeps
+        assert not obfuscator.is_sensitive_key(f"field{number}")
+    assert obfuscator.is_sensitive_key("password")
+    assert obfuscator.redact_query("password=hunter2&q=1") == f"password={REDACTED}&q=1"

@@ -116,6 +116,11 @@ DEFAULT_VALUE_PATTERN = "|".join(
     )
 )
 
+# What makes `urlsplit` change a query string: a fragment, and the characters it removes.
+_URL_SPLITTING = frozenset("#\t\r\n")
+_MAX_REMEMBERED_NAMES = 1024
+_MAX_REMEMBERED_NAME = 64
+
 # Characters left as they are when a redacted URL part is percent-encoded again.
 _URL_SAFE = "/:@!$'()*,;~<>"
 
@@ -198,7 +203,8 @@ def _copy_tree(value: Any, depth: int = 0) -> Any:
 
 
 class Obfuscator:
-    """Redacts secrets from events, URLs and free text; stateless after construction.
+    """Redacts secrets from events, URLs and free text; after construction it only keeps a
+    bounded memory of parameter names' verdicts.
 
     The key pattern is matched case-insensitively; the value pattern is compiled as written
     (the default one uses ``(?i:...)`` where case does not matter). ``None`` or an empty
@@ -216,10 +222,27 @@ class Obfuscator:
         self._secret_groups = tuple(i for name, i in groups.items() if name.startswith("secret"))
         self._card_group = groups.get("card")
         self._blob_group = groups.get("blob")
+        # Verdicts on names: the same few parameter names come on request after request.
+        self._key_verdicts: dict[str, bool] = {}
 
     def is_sensitive_key(self, name: str) -> bool:
         """Whether a parameter or header called `name` must lose its whole value."""
-        return self._key is not None and self._key.search(name[:MAX_TEXT_CHARS]) is not None
+        verdict = self._key_verdicts.get(name)
+        if verdict is None:
+            verdict = self._key is not None and self._key.search(
+                name[:MAX_TEXT_CHARS]) is not None
+            if len(name) <= _MAX_REMEMBERED_NAME:
+                if len(self._key_verdicts) >= _MAX_REMEMBERED_NAMES:
+                    self._key_verdicts = {}
+                self._key_verdicts[name] = verdict
+        return verdict
+
+    def redact_query(self, query: str) -> str:
+        """A query string (what follows `?`) as `redact_url` leaves it, without parsing a
+        whole URL when nothing in it needs one."""
+        if len(query) < MAX_URL_CHARS and not _URL_SPLITTING.intersection(query):
+            return self._redact_query(query)
+        return self.redact_url("?" + query)[1:]
 
     def redact_text(self, text: str) -> str:
         """`text` (cut to MAX_TEXT_CHARS) with each secret the value pattern finds redacted."""
@@ -305,6 +328,8 @@ class Obfuscator:
         return quote(self.redact_text(decoded), safe=_URL_SAFE)
 
     def _redact_query(self, query: str) -> str:
+        if len(query) <= MAX_TEXT_CHARS and self._all_plain(query):
+            return query
         pieces = []
         for piece in query.split("&"):
             name, equals, value = piece.partition("=")
@@ -315,6 +340,18 @@ class Obfuscator:
             else:
                 pieces.append(f"{name}={self._redact_component(value, plus=True)}")
         return "&".join(pieces)
+
+    def _all_plain(self, query: str) -> bool:
+        """Whether no part of `query` (within MAX_TEXT_CHARS) needs redacting: no name is
+        sensitive, and the value pattern finds nothing in the query decoded as a whole. Each
+        value, decoded alone, is a piece of that text between `=` and `&` (which the pattern
+        reads as any other non-word character), so it cannot hold what the whole does not."""
+        for piece in query.split("&"):
+            name, equals, _ = piece.partition("=")
+            if equals and self.is_sensitive_key(
+                    unquote_plus(name) if "%" in name or "+" in name else name):
+                return False
+        return self._value is None or self._value.search(unquote_plus(query)) is None
 
     def _redact_http(self, http: dict[str, Any]) -> None:
         url = http.get("url")

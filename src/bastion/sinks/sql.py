@@ -246,11 +246,12 @@ _SQLITE_METHODS = {"execute": "sql", "executemany": "sql", "executescript": "sql
 
 def _sqlite_exact(own: tuple[object, ...]) -> Specialize:
     """sqlite3 runs a query in about a microsecond: its own C methods (`own`) get overrides
-    with their exact positional signature, which outside a request (and with no observer)
-    cost one lookup, one test and the C call (a generic *args wrapper costs a fifth more), and
-    inside one pass a statement that holds none of the user's input (most of them) after one
-    look at it (RequestContext.quiet_sink). A method the application overrode keeps the
-    generic hook, which accepts whatever its signature is."""
+    with their exact positional signature (a generic *args wrapper costs a fifth more). They
+    stand aside while the process handles no request (`_Standby`); in place, outside a
+    request they cost a lookup and a test, and inside one they pass a statement that holds
+    none of the user's input (most of them) after one look at it
+    (RequestContext.quiet_sink). A method the application overrode keeps the generic hook,
+    which accepts whatever its signature is."""
     return functools.partial(_specialize, own)
 
 
@@ -259,7 +260,6 @@ def _specialize(own: tuple[object, ...], name: str, original: Any,
     lookup = current_fast
     watch = WATCH
     checking = CHECKING
-
     standby = _STANDBY
     activity = ACTIVITY
 

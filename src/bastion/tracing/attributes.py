@@ -110,8 +110,8 @@ def redacted_query(request: RequestContext) -> str:
 
 
 def _query_redactor(obfuscator: Obfuscator) -> Callable[[str], str]:
-    # `redact_url` knows query strings: it redacts by key as well as by value.
-    return lambda query: obfuscator.redact_url("?" + query)[1:]
+    # It redacts by key as well as by value, as in a whole URL.
+    return obfuscator.redact_query
 
 
 def response_attributes(request: RequestContext) -> Attributes:
