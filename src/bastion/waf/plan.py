@@ -219,12 +219,13 @@ class AddressPlan:
         if leaves is not None and isinstance(value_paths, TreePaths):
             if remembered is not None:
                 remembered.append(leaves)
+            sensitive = _sensitive_under(value, leaves.sensitive)
             value_paths, values = _unknown(value_paths, values, leaves.known_values,
-                                           leaves.fresh_values, leaves)
+                                           leaves.fresh_values, leaves, sensitive)
             value_joined = "\n".join(values)
             if isinstance(key_paths, TreePaths):
                 key_paths, keys = _unknown(key_paths, keys, leaves.known_keys,
-                                           leaves.fresh_keys, leaves)
+                                           leaves.fresh_keys, leaves, sensitive)
                 key_joined = "\n".join(keys)
         if not values and not keys:
             return None
@@ -270,20 +271,38 @@ class AddressPlan:
                            (text, ""), extras)
 
 
+def _sensitive_under(value: object, sensitive: frozenset[str | int]) -> frozenset[str | int]:
+    """The sensitive first keys (see `_unknown`) that `value` may have: none when it is a
+    mapping of text keys without any of them, the usual JSON body. Then no text needs its
+    path looked up."""
+    if sensitive and type(value) is dict and all(type(key) is str for key in value):
+        return frozenset() if sensitive.isdisjoint(value) else sensitive
+    return sensitive
+
+
 def _unknown(
-    paths: TreePaths, texts: list[str], known: set[str], fresh: list[str], leaves: Leaves
+    paths: TreePaths, texts: list[str], known: set[str], fresh: list[str], leaves: Leaves,
+    sensitive: frozenset[str | int],
 ) -> tuple[TreePaths, list[str]]:
     """The texts (and their paths) not known to be clean; the new ones go to `fresh`. Texts
-    under a first key some rule reads by key path are always kept and never remembered."""
-    sensitive, limit = leaves.sensitive, leaves.max_length
+    under a first key some rule reads by key path (`sensitive`) are always kept and never
+    remembered."""
+    limit = leaves.max_length
     keep: list[int] = []
-    for index, text in enumerate(texts):
-        if sensitive and paths.first_key(index) in sensitive:
-            keep.append(index)
-        elif text not in known:
-            keep.append(index)
-            if len(text) <= limit:
-                fresh.append(text)
+    if not sensitive:
+        for index, text in enumerate(texts):
+            if text not in known:
+                keep.append(index)
+                if len(text) <= limit:
+                    fresh.append(text)
+    else:
+        for index, text in enumerate(texts):
+            if paths.first_key(index) in sensitive:
+                keep.append(index)
+            elif text not in known:
+                keep.append(index)
+                if len(text) <= limit:
+                    fresh.append(text)
     if len(keep) == len(texts):
         return paths, texts
     return paths.subset(keep), [texts[index] for index in keep]
