@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from operator import itemgetter
 from typing import cast, overload
 
@@ -492,13 +493,14 @@ def tree_texts(
         return True
 
     def visit(node: object, at: int, depth: int) -> None:
+        # Texts and containers, most of a JSON body, are handled inline: a call per leaf
+        # would be most of the walk's cost.
         if depth >= max_depth:
             return
         kind = type(node)
         if kind is dict or (kind is not list and isinstance(node, Mapping)):
-            for count, (key, item) in enumerate(node.items()):  # type: ignore[attr-defined]
-                if count >= max_size:
-                    return
+            items = islice(node.items(), max_size)  # type: ignore[attr-defined]
+            for key, item in items:
                 if not (type(key) is str and key.isascii() and len(key) <= max_length):
                     key = _key_text(key, limits)
                 child = len(parents)
@@ -507,14 +509,22 @@ def tree_texts(
                 if want_keys:
                     key_nodes.append(child)
                     keys.append(key)
-                if not leaf(item, child):
+                shape = type(item)
+                if shape is str and item.isascii():
+                    value_nodes.append(child)
+                    values.append(item if len(item) <= max_length else item[:max_length])
+                elif shape is dict or shape is list or not leaf(item, child):
                     visit(item, child, depth + 1)
         elif kind is list or isinstance(node, tuple):
             for index, item in enumerate(node[:max_size]):  # type: ignore[index]
                 child = len(parents)
                 parents.append(at)
                 node_keys.append(index)
-                if not leaf(item, child):
+                shape = type(item)
+                if shape is str and item.isascii():
+                    value_nodes.append(child)
+                    values.append(item if len(item) <= max_length else item[:max_length])
+                elif shape is dict or shape is list or not leaf(item, child):
                     visit(item, child, depth + 1)
 
     if not leaf(value, 0):
