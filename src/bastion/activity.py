@@ -3,9 +3,10 @@
 A hook on a call that takes a microsecond (a SQLite query) costs a noticeable share of it
 even when it only finds that no request is current. Such hooks can stand aside while no
 request is being handled anywhere in the process (a worker, a script, a server between
-requests) and be put back when one starts: `ACTIVITY` counts the requests whose context is
-current somewhere (entered and not yet left) and tells its listeners when the count leaves
-or reaches zero, before the request's code runs and after it ended.
+requests) and be put back when one starts: `ACTIVITY` counts the requests being handled
+(from `RequestContext.__enter__` to its `release()`, which a streamed body holds off until
+it is produced) and tells its listeners when the count leaves or reaches zero, before the
+request's code runs and after it ended.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ current_fast = _current.get
 def resumed(request: RequestContext) -> Token[RequestContext | None]:
     """Make `request` current again while the response body is produced after the
     application returned (a streamed WSGI body): its sinks are still the request's. Undo
-    with `suspended(token)`. The caller counts the request as being handled (ACTIVITY) for
-    as long as it may resume it."""
+    with `suspended(token)`. The caller keeps the request counted as being handled
+    (`RequestContext.hold`) for as long as it may resume it."""
     return _current.set(request)
 
 

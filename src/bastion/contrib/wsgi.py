@@ -127,7 +127,7 @@ class _ClosingBody:
             try:
                 chunk = next(chunks)
             except StopIteration:
-                self._release()  # nothing of the request runs with it current any more
+                self._ctx.release()  # nothing of the request runs with it current any more
                 return
             except BaseException:
                 # A server need not close a body that failed: report the request now (a
@@ -146,9 +146,6 @@ class _ClosingBody:
 
     def _ended(self) -> None:
         self._ctx.finish()
-        self._release()
-
-    def _release(self) -> None:
         self._ctx.release()
 
 

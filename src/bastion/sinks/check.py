@@ -75,6 +75,7 @@ class Watch:
             listener()
 
     def listen(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each `set`."""
         self._listeners.append(listener)
 
 
