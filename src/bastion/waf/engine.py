@@ -626,12 +626,15 @@ class WafContext:
                 if gate is not None:
                     value = store[address]
                     if type(value) is dict and gate[0].isdisjoint(value):
-                        closed.append(gate[1])
-        for pairs in closed:  # rules whose `exists` on the address cannot hold now
-            matches = self._matches
-            candidates.difference_update(
-                rule for rule, condition in pairs if (rule, condition) not in matches
-            )
+                        closed.append(gate)
+        matches = self._matches
+        for _, pairs, gated in closed:  # rules whose `exists` on the address cannot hold now
+            if not matches:  # the usual run: none of their conditions matched before
+                candidates -= gated
+            else:
+                candidates.difference_update(
+                    rule for rule, condition in pairs if (rule, condition) not in matches
+                )
         candidates -= self._fired
         candidates -= bypass
         for rule_index in sorted(candidates, key=ruleset.position.__getitem__):

@@ -281,12 +281,12 @@ class Ruleset:
 
 def _presence_gates(
     rules: Sequence[Rule], check_on_address: Mapping[str, set[int]]
-) -> dict[str, tuple[frozenset[str], tuple[tuple[int, int], ...]]]:
+) -> dict[str, tuple[frozenset[str], tuple[tuple[int, int], ...], frozenset[int]]]:
     """Per address, (rule, condition) pairs where the condition is an `exists` on one-key paths
-    of that address alone (one header, say), with all their names: while the address (a
-    mapping) holds none of the names, none of those rules can fire unless the condition
-    matched earlier. Requests rarely carry the headers scanners and smuggling leave, so the
-    engine skips those rules at once."""
+    of that address alone (one header, say), with all their names and their rules: while the
+    address (a mapping) holds none of the names, none of those rules can fire unless the
+    condition matched earlier. Requests rarely carry the headers scanners and smuggling leave,
+    so the engine skips those rules at once."""
     gates: dict[str, tuple[set[str], list[tuple[int, int]]]] = {}
     for address, indexes in check_on_address.items():
         for rule_index in sorted(indexes):
@@ -300,7 +300,10 @@ def _presence_gates(
                     names.update(str(t.key_path[0]) for t in targets)
                     gated.append((rule_index, condition_index))
                     break
-    return {a: (frozenset(names), tuple(gated)) for a, (names, gated) in gates.items()}
+    return {
+        a: (frozenset(names), tuple(gated), frozenset(rule for rule, _ in gated))
+        for a, (names, gated) in gates.items()
+    }
 
 
 def _sink_gates(
