@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -361,6 +362,34 @@ def test_time_spent_waiting_does_not_count_against_the_deadline(
     assert result.duration_us > 5000  # the wall clock did pass the deadline
     assert not result.timeout
     assert fired(result) == ["xss"]
+
+
+def test_a_garbage_collection_inside_a_run_does_not_count_against_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full collection of a large heap, triggered by the run's own allocations, is not the
+    rules' work: the run examines the whole request, and its clock leaves gc.callbacks."""
+    rs = load_ruleset(doc(rule("sqli", "is_sqli", {"inputs": QUERY}),
+                          rule("xss", "is_xss", {"inputs": QUERY})))
+    heap = [[{} for _ in range(8)] for _ in range(60_000)]  # a full collection's worth
+    started = time.thread_time()
+    gc.collect()
+    assert time.thread_time() - started > 0.002  # longer than the run's budget below
+    sqli = rs.lanes["server.request.query"][0].value_ops[0][0]
+    original = sqli.match
+
+    def collecting(value: str) -> str | None:
+        gc.collect()  # what an automatic full collection costs, in the middle of the run
+        return original(value)
+
+    monkeypatch.setattr(sqli, "match", collecting)
+    callbacks = list(gc.callbacks)
+    query = {"b": ["Zoë"], "c": ["<script>alert(1)</script>"]}
+    result = rs.context().run({"server.request.query": query}, timeout_us=2000)
+    assert not result.timeout
+    assert fired(result) == ["xss"]
+    assert gc.callbacks == callbacks
+    del heap
 
 
 def test_a_sink_call_found_clean_is_not_evaluated_again_until_parameters_change(

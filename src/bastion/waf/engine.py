@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any
 
+from bastion.waf import gcclock
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
 from bastion.waf.exploits import ParamTexts, detect_exploit, needles
 from bastion.waf.limits import resolve_key_path, walk_keys, walk_values
@@ -119,6 +120,7 @@ class WafContext:
         self._fired: set[int] = set()
         self._active_exclusions: set[int] = set()
         self._budget = (0.0, 0.0)  # (thread CPU time at the run's start, seconds allowed)
+        self._gc: gcclock.GcClock | None = None  # the run's collections (waf/gcclock.py)
         # User parameters' texts for the exploit detectors, until a run brings parameters.
         self._param_texts: ParamTexts = {}
         # Sink calls found clean since the parameters last changed: an application runs the
@@ -154,6 +156,7 @@ class WafContext:
         filters: _Filters | None = None
         fresh: list[Fresh] = []
         leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
+        clock = self._gc = gcclock.start()  # collections are not the rules' time
         try:
             filters = self._exclusions(deadline)
             bypass, _, excluded = filters
@@ -166,6 +169,8 @@ class WafContext:
         except Exception as exc:  # fail open: report, and let the request go on
             self._ruleset.report_operator_error("engine", exc)
             result.error = repr(exc)
+        finally:
+            gcclock.stop(clock)
         # Without the exclusions' verdict nothing may fire: a bypassed rule would.
         if filters is not None:
             try:
@@ -247,9 +252,10 @@ class WafContext:
         """The wall clock passed the deadline: stop if this thread really spent the budget
         on the rules. Time spent waiting (for the GIL held by another thread, a configuration
         reload, a descheduled process) is not the rules' cost, and must not let an attack
-        through unexamined."""
+        through unexamined; nor is a garbage collection that happened in the run."""
         started, budget = self._budget
-        if time.thread_time() - started >= budget:
+        collecting = self._gc.spent if self._gc is not None else 0.0
+        if time.thread_time() - started - collecting >= budget:
             raise _Deadline
 
     # ------------------------------------------------------------ exclusions
