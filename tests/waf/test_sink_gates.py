@@ -15,11 +15,6 @@ QUERY = "server.request.query"
 
 
 @pytest.fixture(scope="module")
-def ours() -> Ruleset:
-    return load_ruleset()
-
-
-@pytest.fixture(scope="module")
 def reference() -> Ruleset:
     if not REFERENCE.exists():
         pytest.skip("../shared/rules is not beside the repo")
@@ -37,7 +32,7 @@ TEXT_CASES = [case for case in ATTACKS + OURS_ONLY if isinstance(case[1], str)]
 
 
 @pytest.mark.parametrize(("sink", "resource", "param"), TEXT_CASES)
-@pytest.mark.parametrize("rules", ["ours", "reference"])
+@pytest.mark.parametrize("rules", ["ruleset", "reference"])
 def test_an_exploit_is_never_quiet(request: pytest.FixtureRequest, rules: str, sink: str,
                                    resource: str, param: str) -> None:
     ruleset: Ruleset = request.getfixturevalue(rules)
@@ -47,8 +42,8 @@ def test_an_exploit_is_never_quiet(request: pytest.FixtureRequest, rules: str, s
     assert not context.quiet_call(sink_call(sink, resource))
 
 
-def test_a_percent_encoded_parameter_is_looked_for_decoded_too(ours: Ruleset) -> None:
-    context = ours.context()
+def test_a_percent_encoded_parameter_is_looked_for_decoded_too(ruleset: Ruleset) -> None:
+    context = ruleset.context()
     context.run({QUERY: {"file": ["%2e%2e%2f%2e%2e%2fetc%2fpasswd"]}})
     assert not context.quiet_sink("server.io.fs.file", "/srv/uploads/../../etc/passwd")
     assert context.run({"server.io.fs.file": "/srv/uploads/../../etc/passwd"}).events
@@ -56,11 +51,11 @@ def test_a_percent_encoded_parameter_is_looked_for_decoded_too(ours: Ruleset) ->
 
 @pytest.mark.parametrize(("sink", "resource", "param"),
                          [case for case in LEGITIMATE if isinstance(case[1], str)])
-def test_quiet_calls_are_those_the_rules_pass(ours: Ruleset, sink: str, resource: str,
+def test_quiet_calls_are_those_the_rules_pass(ruleset: Ruleset, sink: str, resource: str,
                                               param: str) -> None:
     """A call that carries the parameter gets the full check; a quiet one is one the full
     check finds clean."""
-    context = ours.context()
+    context = ruleset.context()
     context.run({QUERY: {"v": [param]}})
     quiet = context.quiet_call(sink_call(sink, resource))
     if len(param) >= 3 and param in resource:
@@ -69,17 +64,17 @@ def test_quiet_calls_are_those_the_rules_pass(ours: Ruleset, sink: str, resource
         assert not context.run(sink_call(sink, resource)).events
 
 
-def test_a_call_without_the_users_input_is_quiet(ours: Ruleset) -> None:
-    context = ours.context()
+def test_a_call_without_the_users_input_is_quiet(ruleset: Ruleset) -> None:
+    context = ruleset.context()
     context.run({QUERY: {"q": ["running shoes"], "size": ["42"]}})
     assert context.quiet_sink(SQL, "SELECT name FROM items WHERE id = ?")
     assert context.quiet_call(sink_call(SQL, "SELECT name FROM items WHERE id = 42"))
     assert not context.quiet_sink(SQL, "SELECT id FROM items WHERE name = 'running shoes'")
 
 
-def test_new_parameters_are_looked_for_at_once(ours: Ruleset) -> None:
+def test_new_parameters_are_looked_for_at_once(ruleset: Ruleset) -> None:
     """The look remembers the parameters' texts until a run brings new ones."""
-    context = ours.context()
+    context = ruleset.context()
     context.run({QUERY: {"q": ["shoes"]}})
     statement = "SELECT * FROM p WHERE id = 7 OR 1=1"
     assert context.quiet_sink(SQL, statement)
@@ -88,8 +83,8 @@ def test_new_parameters_are_looked_for_at_once(ours: Ruleset) -> None:
     assert context.run(sink_call(SQL, statement)).events
 
 
-def test_other_addresses_and_argv_lists_are_never_quiet(ours: Ruleset) -> None:
-    context = ours.context()
+def test_other_addresses_and_argv_lists_are_never_quiet(ruleset: Ruleset) -> None:
+    context = ruleset.context()
     context.run({QUERY: {"q": ["shoes"]}})
     assert not context.quiet_call({"server.sys.exec.cmd": ["ls", "-l"]})
     assert not context.quiet_call({SQL: "SELECT 1", QUERY: {"q": ["x"]}})

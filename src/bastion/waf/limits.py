@@ -31,13 +31,9 @@ DEFAULT_LIMITS = Limits()
 def clean_text(text: str) -> str:
     """`text` as valid Unicode: lone surrogates (from JSON escapes or undecodable bytes) become
     U+FFFD, so that no matcher downstream trips on text it cannot encode."""
-    if text.isascii():
+    if text.isascii() or is_clean(text):
         return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def scalar_text(value: object, limits: Limits) -> str | None:

@@ -289,20 +289,13 @@ def _unknown(
     remembered."""
     limit = leaves.max_length
     keep: list[int] = []
-    if not sensitive:
-        for index, text in enumerate(texts):
-            if text not in known:
-                keep.append(index)
-                if len(text) <= limit:
-                    fresh.append(text)
-    else:
-        for index, text in enumerate(texts):
-            if paths.first_key(index) in sensitive:
-                keep.append(index)
-            elif text not in known:
-                keep.append(index)
-                if len(text) <= limit:
-                    fresh.append(text)
+    for index, text in enumerate(texts):
+        if sensitive and paths.first_key(index) in sensitive:
+            keep.append(index)
+        elif text not in known:
+            keep.append(index)
+            if len(text) <= limit:
+                fresh.append(text)
     if len(keep) == len(texts):
         return paths, texts
     return paths.subset(keep), [texts[index] for index in keep]
