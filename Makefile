@@ -1,6 +1,7 @@
 # Bastion developer tasks.
 #   make venv      create .venv and install bastion (editable) with all extras
-#   make test      run the test suite
+#   make test      run the test suite (compiled engine), then the engine's tests on pure Python
+#   make native    recompile the engine modules in place after editing them (setup.py)
 #   make lint      ruff + mypy --strict
 #   make demo      run the demo
 #   make services  install/start PostgreSQL, MariaDB and Redis for tests
@@ -12,12 +13,19 @@ BIN    := $(VENV)/bin
 # Touched after a successful install; rebuilt whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+# Touched after the engine modules were compiled in place (setup.py, bastion/native.py).
+NATIVE_STAMP := $(VENV)/.native
+# (Every engine and detector source: a superset of what is compiled, kept simple.)
+NATIVE_SOURCES := $(wildcard src/bastion/waf/*.py src/bastion/detect/*.py) src/bastion/native.py
+# The engine's tests that run again on the pure Python modules (a copy of src without the
+# compiled files): what installs without a C compiler must work too.
+PURE_TESTS := tests/waf tests/detect
 EXTRAS := dev,flask,django,fastapi,demo
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k waf -x"
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint demo services services-stop clean
+.PHONY: venv native test test-pure lint demo services services-stop clean
 
 venv: $(STAMP)
 
@@ -33,6 +41,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 		echo "mysqlclient not installed (no libmysqlclient: run make services as root);" \
 		     "its tests skip, or fail under CI=true"; \
 	fi
+	touch $@ $(NATIVE_STAMP)
+
+native: $(NATIVE_STAMP)
+
+# The editable install compiled the engine once; an edit since then needs a rebuild, or the
+# tests would run the old build (tests/conftest.py refuses to start with stale modules).
+$(NATIVE_STAMP): $(NATIVE_SOURCES) setup.py | $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
 
 # Only what the demo needs: no test tools, no database drivers.
@@ -42,9 +58,15 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 
 # The services are best effort here (they need root); under CI=true a test that needs a
 # missing service fails.
-test: venv
+test: venv native
 	-@scripts/services.sh >/dev/null 2>&1 || echo "services not started: tests that need them skip"
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pure
+
+test-pure: venv
+	@rm -rf $(VENV)/pure && mkdir -p $(VENV)/pure
+	cp -r src $(VENV)/pure/ && find $(VENV)/pure -name '*.so' -delete
+	BASTION_EXPECT_PURE=1 PYTHONPATH=$(VENV)/pure/src $(BIN)/pytest -p no:cacheprovider $(PURE_TESTS)
 
 # Runs both checkers even if the first fails; fails if either failed.
 lint: venv

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from bastion import native
 from bastion.addresses import request_addresses
 from bastion.waf import Ruleset, RulesetError, WafResult, load_ruleset
 
@@ -122,6 +123,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
         print(f"  failed {rule_id}: {reason}")
     for warning in diagnostics["warnings"]:
         print(f"  warning: {warning}")
+    print(native.summary())
     return EXIT_ATTACK if diagnostics["failed"] else EXIT_CLEAN
 
 

@@ -33,7 +33,12 @@ def clean_text(text: str) -> str:
     U+FFFD, so that no matcher downstream trips on text it cannot encode."""
     if text.isascii() or is_clean(text):
         return text
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return "".join("\ufffd" if _SURROGATES[0] <= c <= _SURROGATES[1] else c for c in text)
+
+
+# The surrogate range, written as code points: a compiled build (setup.py) refuses them as
+# literals.
+_SURROGATES = (chr(0xD800), chr(0xDFFF))
 
 
 def scalar_text(value: object, limits: Limits) -> str | None:

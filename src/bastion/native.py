@@ -1,0 +1,67 @@
+"""Whether the engine runs compiled: setup.py compiles its hot modules with mypyc when it can.
+
+A build without a C compiler installs pure Python, which works the same, about half as fast;
+`bastion rules lint` says which one runs. In a source checkout (an editable install) the
+compiled files sit beside the sources, and a source edited after the build would silently not
+run: `stale()` names those, and the test suite refuses to start with any.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
+
+# The modules setup.py compiles: the rule engine and the detectors' tokenizers.
+ENGINE_MODULES = (
+    "bastion.waf.engine",
+    "bastion.waf.plan",
+    "bastion.waf.verdicts",
+    "bastion.waf.limits",
+    "bastion.waf.transformers",
+    "bastion.waf.operators",
+    "bastion.waf.exploits",
+    "bastion.detect.sql",
+    "bastion.detect.html",
+    "bastion.detect.shell",
+    "bastion.detect.sqlinject",
+    "bastion.detect.shellinject",
+    "bastion.detect.pathinject",
+    "bastion.detect.urlinject",
+    "bastion.detect.sqlsanitize",
+)
+
+
+def _file_of(module: str) -> str:
+    return str(getattr(importlib.import_module(module), "__file__", "") or "")
+
+
+def compiled() -> list[str]:
+    """The engine modules loaded from compiled extension files."""
+    return [name for name in ENGINE_MODULES
+            if _file_of(name).endswith(tuple(EXTENSION_SUFFIXES))]
+
+
+def stale() -> list[str]:
+    """Compiled engine modules whose source beside them changed after the build: the build
+    runs, not the source (rebuild with `make native`, or reinstall)."""
+    found = []
+    for name in compiled():
+        binary = _file_of(name)
+        source = os.path.join(os.path.dirname(binary), name.rsplit(".", 1)[1] + ".py")
+        try:
+            if os.stat(source).st_mtime > os.stat(binary).st_mtime:
+                found.append(name)
+        except OSError:
+            continue  # an installed wheel: no source beside it
+    return found
+
+
+def summary() -> str:
+    """One line: how the engine runs."""
+    done = compiled()
+    if len(done) == len(ENGINE_MODULES):
+        return "engine: compiled (mypyc)"
+    if not done:
+        return "engine: pure Python (no C compiler at install, or BASTION_PURE_PYTHON=1)"
+    return f"engine: partly compiled ({len(done)} of {len(ENGINE_MODULES)} modules)"

@@ -1,0 +1,25 @@
+"""The engine's build: compiled where the build could, and it says which."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bastion import native
+from bastion.cli import main
+
+
+def test_under_ci_every_engine_module_runs_compiled() -> None:
+    if os.environ.get("BASTION_EXPECT_PURE"):
+        pytest.skip("this run is the pure Python one (make test-pure)")
+    if os.environ.get("CI") != "true":
+        pytest.skip("a local install may lack a C compiler; under CI the build must compile")
+    assert native.compiled() == list(native.ENGINE_MODULES)
+    assert native.summary() == "engine: compiled (mypyc)"
+    assert native.stale() == []
+
+
+def test_rules_lint_says_how_the_engine_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["rules", "lint"])
+    assert native.summary() in capsys.readouterr().out
