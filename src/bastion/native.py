@@ -21,6 +21,7 @@ ENGINE_MODULES = (
     "bastion.waf.transformers",
     "bastion.waf.operators",
     "bastion.waf.exploits",
+    "bastion.waf.gcclock",
     "bastion.detect.sql",
     "bastion.detect.html",
     "bastion.detect.shell",

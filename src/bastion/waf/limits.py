@@ -461,17 +461,31 @@ def tree_texts(
 ) -> tuple[TreePaths, list[str], TreePaths, list[str]]:
     """`walk_values` and, when `want_keys`, `walk_keys` in one walk, with lazy key paths:
     (value paths, values, key paths, keys), in document order and within the same limits."""
-    max_size, max_depth, max_length = (
-        limits.max_container_size, limits.max_container_depth, limits.max_string_length
-    )
-    parents: list[int] = [-1]  # node 0 is the root, whose path is ()
-    node_keys: list[str | int] = [""]
-    value_nodes: list[int] = []
-    values: list[str] = []
-    key_nodes: list[int] = []
-    keys: list[str] = []
+    walk = _TreeWalk(limits, want_keys)
+    if not walk.leaf(value, 0):
+        walk.visit(value, 0, 0)
+    return (TreePaths(walk.value_nodes, walk.parents, walk.node_keys), walk.values,
+            TreePaths(walk.key_nodes, walk.parents, walk.node_keys), walk.keys)
 
-    def leaf(node: object, at: int) -> bool:
+
+class _TreeWalk:
+    """The state of one `tree_texts` walk. A class rather than closures: compiled (setup.py),
+    its attributes are plain fields, and dicts and lists typed as such iterate natively."""
+
+    def __init__(self, limits: Limits, want_keys: bool) -> None:
+        self.limits = limits
+        self.want_keys = want_keys
+        self.max_size = limits.max_container_size
+        self.max_depth = limits.max_container_depth
+        self.max_length = limits.max_string_length
+        self.parents: list[int] = [-1]  # node 0 is the root, whose path is ()
+        self.node_keys: list[str | int] = [""]
+        self.value_nodes: list[int] = []
+        self.values: list[str] = []
+        self.key_nodes: list[int] = []
+        self.keys: list[str] = []
+
+    def leaf(self, node: object, at: int) -> bool:
         """Record a scalar; False for a container (or anything else to descend into)."""
         kind = type(node)
         if kind is str:
@@ -485,50 +499,59 @@ def tree_texts(
         elif node is None:
             return True
         else:
-            scalar = scalar_text(node, limits)
+            scalar = scalar_text(node, self.limits)
             if scalar is None:
                 return False
             text = scalar
-        value_nodes.append(at)
-        values.append(text if len(text) <= max_length else text[:max_length])
+        self.value_nodes.append(at)
+        self.values.append(text if len(text) <= self.max_length else text[: self.max_length])
         return True
 
-    def visit(node: object, at: int, depth: int) -> None:
-        # Texts and containers, most of a JSON body, are handled inline: a call per leaf
-        # would be most of the walk's cost.
-        if depth >= max_depth:
+    def item(self, item: object, at: int, key: str | int, depth: int) -> None:
+        """One entry of a container: a new node under `at`, its text or what it holds.
+        Texts, most of a JSON body, are recorded inline: a call per leaf would cost more."""
+        child = len(self.parents)
+        self.parents.append(at)
+        self.node_keys.append(key)
+        if type(item) is str and item.isascii():
+            self.value_nodes.append(child)
+            self.values.append(item if len(item) <= self.max_length else item[: self.max_length])
+            return
+        kind = type(item)
+        if kind is dict or kind is list or not self.leaf(item, child):
+            self.visit(item, child, depth + 1)
+
+    def visit(self, node: object, at: int, depth: int) -> None:
+        if depth >= self.max_depth:
             return
         kind = type(node)
-        if kind is dict or (kind is not list and isinstance(node, Mapping)):
-            items = islice(node.items(), max_size)  # type: ignore[attr-defined]
-            for key, item in items:
-                if not (type(key) is str and key.isascii() and len(key) <= max_length):
-                    key = _key_text(key, limits)
-                child = len(parents)
-                parents.append(at)
-                node_keys.append(key)
-                if want_keys:
-                    key_nodes.append(child)
-                    keys.append(key)
-                shape = type(item)
-                if shape is str and item.isascii():
-                    value_nodes.append(child)
-                    values.append(item if len(item) <= max_length else item[:max_length])
-                elif shape is dict or shape is list or not leaf(item, child):
-                    visit(item, child, depth + 1)
-        elif kind is list or isinstance(node, tuple):
-            for index, item in enumerate(node[:max_size]):  # type: ignore[index]
-                child = len(parents)
-                parents.append(at)
-                node_keys.append(index)
-                shape = type(item)
-                if shape is str and item.isascii():
-                    value_nodes.append(child)
-                    values.append(item if len(item) <= max_length else item[:max_length])
-                elif shape is dict or shape is list or not leaf(item, child):
-                    visit(item, child, depth + 1)
+        max_length = self.max_length
+        if kind is dict:
+            mapping = cast(dict[object, object], node)
+            pairs = mapping.items() if len(mapping) <= self.max_size else list(
+                islice(mapping.items(), self.max_size))
+            for key, item in pairs:
+                self.entry(key, item, at, depth, max_length)
+        elif kind is not list and isinstance(node, Mapping):
+            for key, item in islice(node.items(), self.max_size):
+                self.entry(key, item, at, depth, max_length)
+        elif kind is list:
+            sequence = cast(list[object], node)
+            if len(sequence) > self.max_size:
+                sequence = sequence[: self.max_size]
+            for index, item in enumerate(sequence):
+                self.item(item, at, index, depth)
+        elif isinstance(node, tuple):
+            for index, item in enumerate(node[: self.max_size]):
+                self.item(item, at, index, depth)
 
-    if not leaf(value, 0):
-        visit(value, 0, 0)
-    return (TreePaths(value_nodes, parents, node_keys), values,
-            TreePaths(key_nodes, parents, node_keys), keys)
+    def entry(self, key: object, item: object, at: int, depth: int, max_length: int) -> None:
+        """One key and value of a mapping."""
+        if type(key) is str and key.isascii() and len(key) <= max_length:
+            name: str = key
+        else:
+            name = _key_text(key, self.limits)
+        if self.want_keys:
+            self.key_nodes.append(len(self.parents))
+            self.keys.append(name)
+        self.item(item, at, name, depth)
