@@ -70,6 +70,30 @@ def test_nothing_is_remembered_from_a_run_that_matched() -> None:
     assert len(ruleset.clean_parts) == 0
 
 
+def test_an_attack_in_one_address_leaves_the_others_remembered() -> None:
+    rules = [regex_rule("q", QUERY, "evil"), regex_rule("h", HEADERS, "bad")]
+    ruleset = load_ruleset({"version": "2.2", "rules": rules})
+    headers = {"user-agent": "Mozilla/5.0", "accept": "text/html"}
+    assert fired(ruleset, {QUERY: {"q": ["evil"]}, HEADERS: headers}) == ["q"]
+    assert len(ruleset.clean_parts) == len(headers)  # the headers, not the query
+    assert fired(ruleset, {QUERY: {"q": ["evil"]}, HEADERS: headers}) == ["q"]
+    assert fired(ruleset, {QUERY: {"q": ["fine"]}, HEADERS: headers | {"x": "bad"}}) == ["h"]
+
+
+def test_values_a_matched_condition_no_longer_looked_at_are_not_remembered() -> None:
+    """The detector matched in the query first and stopped there: the header it never saw
+    must still be looked at in the next request."""
+    both = [{"address": QUERY}, {"address": HEADERS}]
+    rule = {"id": "det", "name": "det", "tags": {"type": "sqli", "category": "attack_attempt"},
+            "conditions": [{"operator": "is_sqli", "parameters": {"inputs": both}}]}
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    injection = "1' OR '1'='1"
+    attack = {QUERY: {"q": [injection]}, HEADERS: {"x-id": injection, "accept": "text/html"}}
+    assert fired(ruleset, attack) == ["det"]
+    assert len(ruleset.clean_parts) == 0
+    assert fired(ruleset, {QUERY: {"q": ["shoes"]}, HEADERS: attack[HEADERS]}) == ["det"]
+
+
 def test_nothing_is_remembered_while_an_exclusion_is_active() -> None:
     document = {
         "version": "2.2",

@@ -129,6 +129,9 @@ class WafContext:
         # Per gated sink address (Ruleset.sink_gates), the texts of the user's parameters its
         # detectors look for, until the parameters change (see `quiet_sink`).
         self._sink_needles: dict[str, tuple[str, ...]] = {}
+        # Addresses of this run whose values were not all looked at by every rule condition
+        # that reads them, or that some condition matched (see `_remember_clean`).
+        self._unsettled: set[str] = set()
 
     @property
     def addresses(self) -> Mapping[str, object]:
@@ -154,6 +157,7 @@ class WafContext:
                 addresses):
             self._param_texts = {}
         filters: _Filters | None = None
+        self._unsettled = set()
         fresh: list[Fresh] = []
         leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
         clock = self._gc = gcclock.start()  # collections are not the rules' time
@@ -193,10 +197,15 @@ class WafContext:
         """After a run where every rule looked at every part and none matched a value, the
         parts it read are known clean (verdicts.py). Matches on whole addresses (`exists`,
         the exploit checks) read the store, not the parts: a request with a Content-Length
-        header is still remembered."""
-        if result.timeout or result.error or any(filters) or not (
-                self._ruleset.value_slots.isdisjoint(self._matches)):
+        header is still remembered. When a value matched, the addresses that no pattern hit
+        and whose values every value operator saw to the end without a match are as clean as
+        in a run that found nothing: an attack in the query leaves the headers remembered."""
+        if result.timeout or result.error or any(filters):
             return
+        if not self._ruleset.value_slots.isdisjoint(self._matches):
+            unsettled = self._unsettled
+            fresh = [part for part in fresh if part[0] not in unsettled]
+            leaves = [known for known in leaves if known.address not in unsettled]
         memory = self._ruleset.clean_parts
         try:
             if fresh:
@@ -381,6 +390,7 @@ class WafContext:
                 lines = group.patterns.lines_to_check(data, hits)
                 found += _candidates(views, group_views, lines, ranks)
         if found:
+            self._unsettled.update(entry[2].plan.address for entry in found)
             found.sort(key=lambda entry: (entry[0], entry[1]))
             self._record_patterns(found, bypass, excluded, deadline)
 
@@ -469,13 +479,16 @@ class WafContext:
                 if clock() > deadline:
                     self._overrun()
                 if done or bypass or matches:
-                    refs = [
+                    waiting = [
                         ref for ref in refs
                         if ref.rule not in done and ref.rule not in bypass
                         and (ref.rule, ref.condition) not in matches
                     ]
-                    if not refs:
-                        continue
+                    if len(waiting) != len(refs):  # some condition does not look here
+                        self._unsettled.add(plan.address)
+                        if not waiting:
+                            continue
+                    refs = waiting
                 self._evaluate(view, lane, operator, refs, indexes, sized or bool(excluded),
                                excluded)
 
@@ -573,6 +586,7 @@ class WafContext:
                 continue
             if highlight is None:
                 continue
+            self._unsettled.add(address)
             key_path = paths[index]
             for ref in waiting:
                 matches[(ref.rule, ref.condition)] = _Match(
