@@ -6,9 +6,10 @@ matches no condition of any rule, so later runs on the same Ruleset can skip tho
 parts are remembered whole (a scalar address, or one entry of a {name: text} or {name: [text]}
 mapping): their verdict depends on nothing else. Nested values (a JSON body) are remembered
 text by text (`Leaves`), except under a key some rule reads by key path. A part is remembered
-only from a run with no value matched, no active exclusion, no timeout and no error, where
-every rule looked at every part; matches on whole addresses (`exists`, the exploit checks) read
-the store, not the parts, and do not count.
+only from a run with no active exclusion, no timeout and no error, where every rule looked at
+every value of its address and none matched one (the engine's `_remember_clean`: an attack in
+the query leaves the headers remembered); matches on whole addresses (`exists`, the exploit
+checks) read the store, not the parts, and do not count.
 
 Verdicts belong to one Ruleset: a rule or data update makes a new Ruleset and an empty memory.
 Deny-list data only ever expires, so a part clean under it stays clean. The memory is bounded by
@@ -101,7 +102,7 @@ class CleanParts:
         return Leaves(address, known or (set(), set()), sensitive, self._max_length)
 
     def remember_leaves(self, found: list[Leaves]) -> None:
-        """Add the nested texts a run that found nothing looked at."""
+        """Add the nested texts a run found clean (see the module's docstring)."""
         for leaves in found:
             added = len(leaves.fresh_values) + len(leaves.fresh_keys)
             if not added:
@@ -116,7 +117,7 @@ class CleanParts:
             self._size += len(known[0]) + len(known[1]) - before
 
     def remember(self, fresh: list[Fresh]) -> None:
-        """Add what a run that found nothing looked at, leaving out long texts."""
+        """Add the parts a run found clean, leaving out long texts."""
         limit = self._max_length
         for address, part in fresh:
             if type(part) is str:
