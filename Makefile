@@ -86,4 +86,5 @@ services-stop:
 	scripts/services.sh stop
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	find src -name "*.so" -delete

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bastion import native
 from bastion.waf import Ruleset, load_ruleset
 from bastion.waf.verdicts import CleanParts
 
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     fired = [e["rule"]["id"] for e in forgetful.context().run(attack).events]
     quiet = [e["rule"]["id"] for e in forgetful.context().run(BENIGN).events]
     peer = libddwaf_run()
+    print(native.summary())
     print(f"bastion rules: {args.rules or 'bundled default'}; benign fired {quiet or 'nothing'}; "
           f"attack fired {fired}")
     print(f"{'request':28} {'bastion us/req':>15} {'libddwaf us/req':>16} {'ratio':>6}")
