@@ -23,3 +23,18 @@ def test_under_ci_every_engine_module_runs_compiled() -> None:
 def test_rules_lint_says_how_the_engine_runs(capsys: pytest.CaptureFixture[str]) -> None:
     main(["rules", "lint"])
     assert native.summary() in capsys.readouterr().out
+
+
+def test_a_source_edited_after_the_build_is_named_stale() -> None:
+    if "bastion.waf.engine" not in native.compiled():
+        pytest.skip("the engine runs as pure Python here")
+    import bastion.waf.engine as engine
+
+    source = os.path.join(os.path.dirname(str(engine.__file__)), "engine.py")
+    before = os.stat(source)
+    try:
+        os.utime(source, (before.st_atime, before.st_mtime + 3600))  # "edited" an hour later
+        assert "bastion.waf.engine" in native.stale()
+    finally:
+        os.utime(source, (before.st_atime, before.st_mtime))
+    assert native.stale() == []

@@ -44,18 +44,25 @@ def compiled() -> list[str]:
 
 
 def stale() -> list[str]:
-    """Compiled engine modules whose source beside them changed after the build: the build
-    runs, not the source (rebuild with `make native`, or reinstall)."""
+    """In a source checkout, the compiled engine modules whose source beside them changed
+    after the build: the build runs, not the source (rebuild with `make native`). An
+    installed package is never stale: its files' dates are those of its unpacking."""
     found = []
     for name in compiled():
         binary = _file_of(name)
+        if _INSTALLED.intersection(binary.split(os.sep)):
+            continue
         source = os.path.join(os.path.dirname(binary), name.rsplit(".", 1)[1] + ".py")
         try:
             if os.stat(source).st_mtime > os.stat(binary).st_mtime:
                 found.append(name)
         except OSError:
-            continue  # an installed wheel: no source beside it
+            continue  # no source beside it
     return found
+
+
+# Directories that hold installed packages rather than a checkout.
+_INSTALLED = frozenset(("site-packages", "dist-packages"))
 
 
 def summary() -> str:
