@@ -1,7 +1,7 @@
 # Bastion developer tasks.
 #   make venv      create .venv and install bastion (editable) with all extras
-#   make test      run the test suite (compiled engine), then the engine's tests on pure Python
-#   make native    recompile the engine modules in place after editing them (setup.py)
+#   make test      run the test suite (compiled), then the compiled modules' tests on pure Python
+#   make native    recompile the hot modules in place after editing them (setup.py)
 #   make lint      ruff + mypy --strict
 #   make demo      run the demo
 #   make services  install/start PostgreSQL, MariaDB and Redis for tests
@@ -13,13 +13,14 @@ BIN    := $(VENV)/bin
 # Touched after a successful install; rebuilt whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
-# Touched after the engine modules were compiled in place (setup.py, bastion/native.py).
+# Touched after the hot modules were compiled in place (setup.py, bastion/native.py).
 NATIVE_STAMP := $(VENV)/.native
-# (Every engine and detector source: a superset of what is compiled, kept simple.)
-NATIVE_SOURCES := $(wildcard src/bastion/waf/*.py src/bastion/detect/*.py) src/bastion/native.py
-# The engine's tests that run again on the pure Python modules (a copy of src without the
+# (A superset of what is compiled, kept simple: see COMPILED_MODULES in bastion/native.py.)
+NATIVE_SOURCES := $(wildcard src/bastion/waf/*.py src/bastion/detect/*.py src/bastion/contrib/*.py) \
+	$(wildcard src/bastion/*.py)
+# The tests of the compiled modules, run again on pure Python (a copy of src without the
 # compiled files): what installs without a C compiler must work too.
-PURE_TESTS := tests/waf tests/detect
+PURE_TESTS := tests/waf tests/detect tests/contrib tests/test_addresses.py tests/test_clientip.py
 EXTRAS := dev,flask,django,fastapi,demo
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k waf -x"
@@ -45,7 +46,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 native: $(NATIVE_STAMP)
 
-# The editable install compiled the engine once; an edit since then needs a rebuild, or the
+# The editable install compiled the hot modules once; an edit since then needs a rebuild, or the
 # tests would run the old build (tests/conftest.py refuses to start with stale modules).
 # --force: a module whose own stub did not change would keep its old date otherwise.
 $(NATIVE_STAMP): $(NATIVE_SOURCES) setup.py | $(STAMP)

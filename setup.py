@@ -1,10 +1,10 @@
-"""Build: the engine's hot modules are compiled to C with mypyc when the build can.
+"""Build: Bastion's hot modules are compiled to C with mypyc when the build can.
 
-Bastion's detection engine and tokenizers are plain, fully typed Python (`mypy --strict`), so
-mypyc compiles them to C extension modules without a line changed: about twice the speed on a
-request (see README, "Speed"). Compiling needs a C compiler and Python's headers; without them,
-or with BASTION_PURE_PYTHON=1, the package installs as pure Python and works the same, slower.
-Everything else is in pyproject.toml.
+The detection engine, its tokenizers and the request path's adapters are plain, fully typed
+Python (`mypy --strict`), so mypyc compiles them to C extension modules as they are: the engine
+runs about twice as fast (see README, "Where it stands"). Compiling needs a C compiler and
+Python's headers; without them, or with BASTION_PURE_PYTHON=1, the package installs as pure
+Python and works the same, slower. Everything else is in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ HERE = Path(__file__).resolve().parent
 
 
 def _engine_modules() -> list[str]:
-    """The source files of `bastion.native.ENGINE_MODULES`, the one list of what is compiled
+    """The source files of `bastion.native.COMPILED_MODULES`, the one list of what is compiled
     (read, not imported: the package's dependencies are not installed yet)."""
     tree = ast.parse((HERE / "src/bastion/native.py").read_text("utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(target, ast.Name) and target.id == "ENGINE_MODULES"
+                isinstance(target, ast.Name) and target.id == "COMPILED_MODULES"
                 for target in node.targets):
             modules: tuple[str, ...] = ast.literal_eval(node.value)
             return ["src/" + module.replace(".", "/") + ".py" for module in modules]
-    raise SystemExit("setup.py: ENGINE_MODULES not found in src/bastion/native.py")
+    raise SystemExit("setup.py: COMPILED_MODULES not found in src/bastion/native.py")
 
 
 def _extensions() -> list[object]:

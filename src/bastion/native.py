@@ -1,4 +1,4 @@
-"""Whether the engine runs compiled: setup.py compiles its hot modules with mypyc when it can.
+"""Whether Bastion runs compiled: setup.py compiles its hot modules with mypyc when it can.
 
 A build without a C compiler installs pure Python, which works the same, about half as fast;
 `bastion rules lint` says which one runs. In a source checkout (an editable install) the
@@ -12,8 +12,10 @@ import importlib
 import os
 from importlib.machinery import EXTENSION_SUFFIXES
 
-# The modules setup.py compiles: the rule engine and the detectors' tokenizers.
-ENGINE_MODULES = (
+# The modules setup.py compiles: the rule engine, the detectors' tokenizers, and the request
+# path's adapters (WSGI, ASGI, addresses, client IP). context.py stays interpreted: the sink
+# hooks and the tests wrap a request's `run`, which compiled callers would call directly.
+COMPILED_MODULES = (
     "bastion.waf.engine",
     "bastion.waf.plan",
     "bastion.waf.verdicts",
@@ -30,6 +32,11 @@ ENGINE_MODULES = (
     "bastion.detect.pathinject",
     "bastion.detect.urlinject",
     "bastion.detect.sqlsanitize",
+    "bastion.contrib.wsgi",
+    "bastion.contrib.asgi",
+    "bastion.addresses",
+    "bastion.clientip",
+    "bastion.activity",
 )
 
 
@@ -38,13 +45,13 @@ def _file_of(module: str) -> str:
 
 
 def compiled() -> list[str]:
-    """The engine modules loaded from compiled extension files."""
-    return [name for name in ENGINE_MODULES
+    """The modules of COMPILED_MODULES loaded from compiled extension files."""
+    return [name for name in COMPILED_MODULES
             if _file_of(name).endswith(tuple(EXTENSION_SUFFIXES))]
 
 
 def stale() -> list[str]:
-    """In a source checkout, the compiled engine modules whose source beside them changed
+    """In a source checkout, the compiled modules whose source beside them changed
     after the build: the build runs, not the source (rebuild with `make native`). An
     installed package is never stale: its files' dates are those of its unpacking."""
     found = []
@@ -68,8 +75,8 @@ _INSTALLED = frozenset(("site-packages", "dist-packages"))
 def summary() -> str:
     """One line: how the engine runs."""
     done = compiled()
-    if len(done) == len(ENGINE_MODULES):
+    if len(done) == len(COMPILED_MODULES):
         return "engine: compiled (mypyc)"
     if not done:
         return "engine: pure Python (no C compiler at install, or BASTION_PURE_PYTHON=1)"
-    return f"engine: partly compiled ({len(done)} of {len(ENGINE_MODULES)} modules)"
+    return f"engine: partly compiled ({len(done)} of {len(COMPILED_MODULES)} modules)"
