@@ -1,4 +1,4 @@
-"""The engine's build: compiled where the build could, and it says which."""
+"""The build: compiled where the install could, and it says which."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bastion import native
 from bastion.cli import main
 
 
-def test_under_ci_every_engine_module_runs_compiled() -> None:
+def test_under_ci_every_listed_module_runs_compiled() -> None:
     if os.environ.get("BASTION_EXPECT_PURE"):
         pytest.skip("this run is the pure Python one (make test-pure)")
     if os.environ.get("CI") != "true":
