@@ -106,12 +106,7 @@ def redacted_query(request: RequestContext) -> str:
     if not query:
         return ""
     obfuscator = request.protection.obfuscator
-    return _clean.redacted(obfuscator, query, _query_redactor(obfuscator))
-
-
-def _query_redactor(obfuscator: Obfuscator) -> Callable[[str], str]:
-    # It redacts by key as well as by value, as in a whole URL.
-    return obfuscator.redact_query
+    return _clean.redacted(obfuscator, query, obfuscator.redact_query)
 
 
 def response_attributes(request: RequestContext) -> Attributes:

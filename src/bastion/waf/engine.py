@@ -157,7 +157,7 @@ class WafContext:
                 addresses):
             self._param_texts = {}
         filters: _Filters | None = None
-        self._unsettled = set()
+        self._unsettled.clear()
         fresh: list[Fresh] = []
         leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
         clock = self._gc = gcclock.start()  # collections are not the rules' time

@@ -525,16 +525,15 @@ class _TreeWalk:
         if depth >= self.max_depth:
             return
         kind = type(node)
-        max_length = self.max_length
         if kind is dict:
             mapping = cast(dict[object, object], node)
             pairs = mapping.items() if len(mapping) <= self.max_size else list(
                 islice(mapping.items(), self.max_size))
             for key, item in pairs:
-                self.entry(key, item, at, depth, max_length)
+                self.entry(key, item, at, depth)
         elif kind is not list and isinstance(node, Mapping):
             for key, item in islice(node.items(), self.max_size):
-                self.entry(key, item, at, depth, max_length)
+                self.entry(key, item, at, depth)
         elif kind is list:
             sequence = cast(list[object], node)
             if len(sequence) > self.max_size:
@@ -545,9 +544,9 @@ class _TreeWalk:
             for index, item in enumerate(node[: self.max_size]):
                 self.item(item, at, index, depth)
 
-    def entry(self, key: object, item: object, at: int, depth: int, max_length: int) -> None:
+    def entry(self, key: object, item: object, at: int, depth: int) -> None:
         """One key and value of a mapping."""
-        if type(key) is str and key.isascii() and len(key) <= max_length:
+        if type(key) is str and key.isascii() and len(key) <= self.max_length:
             name: str = key
         else:
             name = _key_text(key, self.limits)

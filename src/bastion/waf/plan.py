@@ -213,10 +213,8 @@ class AddressPlan:
             else:
                 key_paths, keys = key_texts(value, limits)
                 key_joined = "\n".join(keys)
-        leaves = None
-        if memory is not None and isinstance(value_paths, TreePaths):
-            leaves = memory.leaves(self.address, self.sensitive_keys)
-        if leaves is not None and isinstance(value_paths, TreePaths):
+        if memory is not None and isinstance(value_paths, TreePaths) and (
+                leaves := memory.leaves(self.address, self.sensitive_keys)) is not None:
             if remembered is not None:
                 remembered.append(leaves)
             sensitive = _sensitive_under(value, leaves.sensitive)
