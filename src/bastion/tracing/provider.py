@@ -13,7 +13,9 @@ OpenTelemetry would refuse its own.
   OpenTelemetry's `OTEL_SERVICE_NAME`/`OTEL_RESOURCE_ATTRIBUTES`; sampler from
   `OTEL_TRACES_SAMPLER`, wrapped so attacks are kept) and makes it the global one, so that the
   application's spans and the outgoing HTTP instrumentations join the same traces. It exports
-  only to `BASTION_OTLP_ENDPOINT`, and without it to nothing.
+  only to `BASTION_OTLP_ENDPOINT`, and without it to nothing. Bastion's own spans there are
+  `LightSpan`s (lightspan.py), a fraction of an SDK span's cost; the application's stay SDK
+  spans.
 
 Export goes through a `BatchSpanProcessor`: a bounded queue (spans beyond it are dropped, not
 waited for) and a daemon thread that sends batches with a short timeout, so a dead or slow
@@ -34,6 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bastion import __version__
 from bastion.config import Settings
+from bastion.tracing.lightspan import LightTracer
 from bastion.tracing.sampling import AttackKeeper, KeepAttacksSampler
 
 logger = logging.getLogger("bastion")
@@ -117,7 +120,7 @@ def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeli
         # Bastion's own tracer only: the application's tracers keep the provider's sampler.
         tracer.sampler = KeepAttacksSampler(tracer.sampler, keeper, every_span=True)
         keeper.forward_to(tracer.span_processor)
-        return Pipeline(provider, tracer, keeper, owned)
+        return Pipeline(provider, LightTracer(tracer) if owned else tracer, keeper, owned)
     return Pipeline(provider, tracer, None, owned)
 
 

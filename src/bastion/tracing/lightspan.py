@@ -1,0 +1,286 @@
+"""Bastion's own spans, for the tracer provider Bastion made: the SDK's span costs too much.
+
+An SDK span checks every attribute value through `BoundedAttributes` (a lock, a type walk),
+copies itself into a new `ReadableSpan` when it ends, and asks for its tracer's metrics: about
+45 us a request for the server span alone, more than Bastion's whole protection of a request.
+`LightTracer` makes spans that do the same job with plain fields. It wraps the provider's SDK
+tracer and keeps everything that matters from it: its sampler, id generator, resource, scope
+and span processors, so sampling, attack keeping (sampling.py) and the batched export see
+what they would see from an SDK span.
+
+A `LightSpan` is both the API's `Span` (what the application and the instrumentations get as
+the current span) and the SDK's `ReadableSpan` (what processors and exporters read); once it
+ended, it changes no more, so it goes to the processors as it is, without a copy.
+
+Only Bastion's own tracer makes these, and only in Bastion's own provider: an application's
+provider may have span limits or processors that expect SDK spans, so there Bastion uses the
+SDK tracer as it comes (provider.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes, AttributeValue
+
+logger = logging.getLogger("bastion")
+
+MAX_ATTRIBUTES = 128
+"""Attributes a span keeps at most (OpenTelemetry's default limit); more are dropped."""
+
+MAX_EVENTS = 128
+MAX_LINKS = 128
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_UNSET = Status(StatusCode.UNSET)
+_SCALARS = (str, bool, int, float)
+
+_invalid_said = False
+
+
+class LightTracer(trace.Tracer):
+    """A tracer making `LightSpan`s, configured by the SDK tracer it wraps."""
+
+    def __init__(self, sdk: Tracer) -> None:
+        self.sdk = sdk
+        self.sampler = sdk.sampler
+        self.span_processor = sdk.span_processor
+        self._ids = sdk.id_generator
+        self._random_ids = sdk.id_generator.is_trace_id_random()
+        self._resource = sdk.resource
+        self._scope = sdk._instrumentation_scope  # no public accessor
+        self._enabled = getattr(sdk, "_is_enabled", None)
+
+    def start_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        if self._enabled is not None and not self._enabled():
+            return trace.NonRecordingSpan(parent)
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            random_id = parent.trace_flags.random_trace_id
+            parent_context: SpanContext | None = parent
+        else:
+            trace_id = self._ids.generate_trace_id()
+            random_id = self._random_ids
+            parent_context = None
+        links = links or ()
+        decision = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        flags = _SAMPLED if decision.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        if random_id:
+            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        span_context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
+                                   trace_flags=flags, trace_state=decision.trace_state)
+        if decision.decision is Decision.DROP:
+            return trace.NonRecordingSpan(span_context)
+        span = LightSpan(name, span_context, parent_context, kind, dict(decision.attributes),
+                         self, record_exception, set_status_on_exception)
+        for link in links[:MAX_LINKS]:
+            span.add_link(link.context, link.attributes)
+        if start_time is not None:
+            span._start_time = start_time
+        # Typed for SDK spans; processors read a span through the API and ReadableSpan.
+        self.span_processor.on_start(cast(SdkSpan, span), parent_context=context)
+        return span
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time,
+                               record_exception, set_status_on_exception)
+        with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                            set_status_on_exception=set_status_on_exception) as current:
+            yield current
+
+
+class LightSpan(trace.Span, ReadableSpan):
+    """A recording span with plain fields; see the module's docstring."""
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
+                 kind: SpanKind, attributes: dict[str, AttributeValue], tracer: LightTracer,
+                 record_exception: bool, set_status_on_exception: bool) -> None:
+        # ReadableSpan's fields, set here rather than through its __init__ (which would make
+        # a resource when none is given): the properties processors and exporters read.
+        self._name = name
+        self._context = self._own_context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = self._values = attributes
+        self._events: list[Event] = []
+        self._links: list[Link] = []
+        self._resource = tracer._resource
+        self._instrumentation_scope = tracer._scope
+        self._instrumentation_info = None
+        self._status = _UNSET
+        self._start_time: int | None = time.time_ns()
+        self._end_time: int | None = None
+        self._processor = tracer.span_processor
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self.dropped = 0  # attributes, events and links past the limits
+
+    # The API's Span ------------------------------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        return self._own_context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        if self._end_time is not None:
+            return
+        attributes = self._values
+        if type(value) not in _SCALARS:
+            cleaned = _attribute_value(value)
+            if cleaned is None:
+                _say_invalid(key, value)
+                return
+            value = cleaned
+        if key in attributes or len(attributes) < MAX_ATTRIBUTES:
+            attributes[key] = value
+        else:
+            self.dropped += 1
+
+    def add_event(self, name: str, attributes: Attributes = None,
+                  timestamp: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        if len(self._events) >= MAX_EVENTS:
+            self.dropped += 1
+            return
+        self._events.append(Event(name, _clean_attributes(attributes),
+                                  timestamp if timestamp is not None else time.time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is not None or not context.is_valid:
+            return
+        if len(self._links) >= MAX_LINKS:
+            self.dropped += 1
+            return
+        self._links.append(Link(context, _clean_attributes(attributes)))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """As the SDK: OK is final, UNSET changes nothing."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(self, exception: BaseException, attributes: Attributes = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        recorded: dict[str, Any] = {
+            "exception.type": (f"{module}.{kind.__qualname__}"
+                               if module and module != "builtins" else kind.__qualname__),
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            recorded.update(attributes)
+        self.add_event("exception", recorded, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        self._processor.on_end(self)  # ended, it changes no more: no copy needed
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                 exc_tb: TracebackType | None) -> None:
+        """As the SDK's span: an exception leaving the block is recorded and sets ERROR."""
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, f"{exc_type.__name__}: {exc_val}"
+                                       if exc_type is not None else str(exc_val)))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+    # The SDK's ReadableSpan ----------------------------------------------------------
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.dropped
+
+    def __repr__(self) -> str:
+        return f'LightSpan(name="{self._name}", context={self._context})'
+
+
+def _attribute_value(value: object) -> AttributeValue | None:
+    """`value` as OpenTelemetry takes it (a sequence of one scalar type becomes a tuple),
+    or None when it takes no such value."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+        kinds = {type(item) for item in value if item is not None}
+        if len(kinds) <= 1 and kinds <= set(_SCALARS):
+            return tuple(value)
+    return None
+
+
+def _clean_attributes(attributes: Attributes) -> dict[str, AttributeValue]:
+    if not attributes:
+        return {}
+    cleaned: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        if len(cleaned) >= MAX_ATTRIBUTES:
+            break
+        good = value if type(value) in _SCALARS else _attribute_value(value)
+        if good is None:
+            _say_invalid(key, value)
+        else:
+            cleaned[key] = good
+    return cleaned
+
+
+def _say_invalid(key: str, value: object) -> None:
+    global _invalid_said
+    if not _invalid_said:
+        _invalid_said = True
+        logger.warning("bastion: span attribute %r dropped: OpenTelemetry takes no %s value "
+                       "(said once)", key, type(value).__name__)
