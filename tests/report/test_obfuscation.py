@@ -304,3 +304,11 @@ def test_name_verdicts_stay_right_past_their_memory() -> None:
         assert not obfuscator.is_sensitive_key(f"field{number}")
     assert obfuscator.is_sensitive_key("password")
     assert obfuscator.redact_query("password=hunter2&q=1") == f"password={REDACTED}&q=1"
+
+
+def test_a_lone_surrogate_does_not_stop_redaction() -> None:
+    """JSON can carry a lone surrogate (`"\\ud800"`), which UTF-8 cannot encode."""
+    text = "password=hunter2 \ud800 rest"
+    redacted = Obfuscator().redact_text(text)
+    assert "hunter2" not in redacted
+    assert redacted.endswith(" rest")
