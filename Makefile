@@ -17,10 +17,12 @@ DEMO_STAMP := $(VENV)/.installed-demo
 NATIVE_STAMP := $(VENV)/.native
 # (A superset of what is compiled, kept simple: see COMPILED_MODULES in bastion/native.py.)
 NATIVE_SOURCES := $(wildcard src/bastion/waf/*.py src/bastion/detect/*.py src/bastion/contrib/*.py) \
-	$(wildcard src/bastion/*.py)
+	$(wildcard src/bastion/tracing/*.py src/bastion/*.py)
 # The tests of the compiled modules, run again on pure Python (a copy of src without the
 # compiled files): what installs without a C compiler must work too.
-PURE_TESTS := tests/waf tests/detect tests/contrib tests/test_addresses.py tests/test_clientip.py
+PURE_TESTS := tests/waf tests/detect tests/contrib tests/test_addresses.py tests/test_clientip.py \
+	tests/tracing/test_lightspan.py tests/tracing/test_otlpwire.py tests/tracing/test_server.py \
+	tests/tracing/test_sampling.py
 EXTRAS := dev,flask,django,fastapi,demo
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k waf -x"

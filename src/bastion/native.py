@@ -37,6 +37,9 @@ COMPILED_MODULES = (
     "bastion.addresses",
     "bastion.clientip",
     "bastion.activity",
+    "bastion.tracing.otlpencode",
+    "bastion.tracing.attributes",
+    "bastion.tracing.server",
 )
 
 

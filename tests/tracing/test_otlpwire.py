@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bastion.tracing.otlpwire import OTLPHTTPExporter, encode
+from bastion.tracing.otlpencode import encode
+from bastion.tracing.otlpwire import OTLPHTTPExporter
 from tests.e2e.servers import free_port
 
 
