@@ -97,21 +97,46 @@ def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
     return b"".join(parts)
 
 
+# Fixed-size fields start with the same bytes in every span: tag, then length.
+_TRACE_ID = b"\x0a\x10"  # field 1, 16 bytes
+_SPAN_ID = b"\x12\x08"  # field 2, 8 bytes
+_PARENT_ID = b"\x22\x08"  # field 4, 8 bytes
+_STATUS_UNSET = b"\x7a\x00"  # field 15, an empty Status
+_FLAGS_LOCAL = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
+_FLAGS_REMOTE = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
+_KINDS: dict[object, bytes] = {}  # SpanKind -> field 6 (proto kinds start at UNSPECIFIED)
+_NAMES: dict[str, bytes] = {}  # span name -> field 5; names repeat (a route, a statement)
+_NAMES_MAX = 4096
+
+
 def _span(span: ReadableSpan) -> bytes:
     context = span.context
     assert context is not None  # a span the SDK hands over always has one
-    parts = [_field(1, context.trace_id.to_bytes(16, "big")),
-             _field(2, context.span_id.to_bytes(8, "big"))]
+    parts = [_TRACE_ID, context.trace_id.to_bytes(16, "big"),
+             _SPAN_ID, context.span_id.to_bytes(8, "big")]
     if context.trace_state:
         parts.append(_text(3, context.trace_state.to_header()))
-    flags = _HAS_IS_REMOTE  # as the SDK's encoder writes it: the remote bits only
+    flags = _FLAGS_LOCAL  # as the SDK's encoder writes it: the remote bits only
     parent = span.parent
     if parent is not None:
-        parts.append(_field(4, parent.span_id.to_bytes(8, "big")))
+        parts.append(_PARENT_ID)
+        parts.append(parent.span_id.to_bytes(8, "big"))
         if parent.is_remote:
-            flags |= _IS_REMOTE
-    parts.append(_text(5, span.name))
-    parts.append(b"\x30" + _varint(span.kind.value + 1))  # proto kinds start at UNSPECIFIED
+            flags = _FLAGS_REMOTE
+    name = span.name
+    encoded_name = _NAMES.get(name)
+    if encoded_name is None:
+        encoded_name = _text(5, name)
+        if len(name) < 256:
+            if len(_NAMES) >= _NAMES_MAX:
+                _NAMES.clear()
+            _NAMES[name] = encoded_name
+    parts.append(encoded_name)
+    kind = span.kind
+    encoded_kind = _KINDS.get(kind)
+    if encoded_kind is None:
+        encoded_kind = _KINDS[kind] = b"\x30" + _varint(kind.value + 1)
+    parts.append(encoded_kind)
     parts.append(b"\x39" + _PACK_FIXED64(span.start_time or 0))
     parts.append(b"\x41" + _PACK_FIXED64(span.end_time or 0))
     parts.append(_attributes(9, span.attributes))
@@ -130,11 +155,15 @@ def _span(span: ReadableSpan) -> bytes:
                 + _attributes(4, link.attributes) + b"\x35" + _PACK_FIXED32(link_flags))
         parts.append(_field(13, body))
     status = span.status
-    body = _text(2, status.description or "")
-    if status.status_code is not StatusCode.UNSET:
-        body += b"\x18" + _varint(status.status_code.value)
-    parts.append(_field(15, body))
-    parts.append(b"\x85\x01" + _PACK_FIXED32(flags))  # field 16, fixed32
+    description = status.description
+    if status.status_code is StatusCode.UNSET and not description:
+        parts.append(_STATUS_UNSET)
+    else:
+        body = _text(2, description or "")
+        if status.status_code is not StatusCode.UNSET:
+            body += b"\x18" + _varint(status.status_code.value)
+        parts.append(_field(15, body))
+    parts.append(flags)
     return b"".join(parts)
 
 
