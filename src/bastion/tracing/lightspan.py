@@ -55,7 +55,6 @@ class LightTracer(trace.Tracer):
     """A tracer making `LightSpan`s, configured by the SDK tracer it wraps."""
 
     def __init__(self, sdk: Tracer) -> None:
-        self.sdk = sdk
         self.sampler = sdk.sampler
         self.span_processor = sdk.span_processor
         self._ids = sdk.id_generator
