@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -34,7 +33,7 @@ def only(exported: InMemorySpanExporter) -> ReadableSpan:
     return spans[0]
 
 
-def test_bastions_own_provider_makes_light_spans_the_application_its_sdk_spans(
+def test_bastions_own_provider_makes_light_spans_for_bastion_and_the_application(
         tmp_path: Path) -> None:
     pipeline, exported = own_pipeline(tmp_path)
     assert isinstance(pipeline.tracer, LightTracer)
@@ -42,10 +41,11 @@ def test_bastions_own_provider_makes_light_spans_the_application_its_sdk_spans(
                                         attributes={"http.request.method": "GET"})
     with trace.use_span(server, end_on_exit=True), \
             trace.get_tracer("shop").start_as_current_span("load cart") as child:
-        assert isinstance(child, SdkSpan)
+        assert isinstance(child, LightSpan)
     spans = {span.name: span for span in exported.get_finished_spans()}
     assert set(spans) == {"GET /cart", "load cart"}
     assert isinstance(spans["GET /cart"], LightSpan)
+    assert spans["load cart"].instrumentation_scope.name == "shop"  # type: ignore[union-attr]
     parent = spans["load cart"].parent
     assert parent is not None and parent.span_id == server.get_span_context().span_id
     assert spans["load cart"].context.trace_id == server.get_span_context().trace_id

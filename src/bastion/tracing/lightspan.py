@@ -12,9 +12,9 @@ A `LightSpan` is both the API's `Span` (what the application and the instrumenta
 the current span) and the SDK's `ReadableSpan` (what processors and exporters read); once it
 ended, it changes no more, so it goes to the processors as it is, without a copy.
 
-Only Bastion's own tracer makes these, and only in Bastion's own provider: an application's
-provider may have span limits or processors that expect SDK spans, so there Bastion uses the
-SDK tracer as it comes (provider.py).
+Only the provider Bastion sets up makes these (`LightTracerProvider`, for every tracer it
+gives): an application's own provider may have span limits or processors that expect SDK
+spans, so there Bastion uses the SDK tracer as it comes (provider.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer
+from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -49,6 +49,16 @@ _UNSET = Status(StatusCode.UNSET)
 _SCALARS = (str, bool, int, float)
 
 _invalid_said = False
+
+
+class LightTracerProvider(TracerProvider):
+    """The provider Bastion sets up when the application set none: every tracer it gives,
+    Bastion's and the application's (its own spans, its frameworks' and the outgoing HTTP
+    instrumentations'), makes LightSpans."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        tracer = super().get_tracer(*args, **kwargs)
+        return LightTracer(tracer) if isinstance(tracer, Tracer) else tracer
 
 
 class LightTracer(trace.Tracer):

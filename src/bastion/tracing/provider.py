@@ -13,9 +13,8 @@ OpenTelemetry would refuse its own.
   OpenTelemetry's `OTEL_SERVICE_NAME`/`OTEL_RESOURCE_ATTRIBUTES`; sampler from
   `OTEL_TRACES_SAMPLER`, wrapped so attacks are kept) and makes it the global one, so that the
   application's spans and the outgoing HTTP instrumentations join the same traces. It exports
-  only to `BASTION_OTLP_ENDPOINT`, and without it to nothing. Bastion's own spans there are
-  `LightSpan`s (lightspan.py), a fraction of an SDK span's cost; the application's stay SDK
-  spans.
+  only to `BASTION_OTLP_ENDPOINT`, and without it to nothing. Every span there is a
+  `LightSpan` (lightspan.py), a fraction of an SDK span's cost.
 
 Export goes through a `BatchSpanProcessor`: a bounded queue (spans beyond it are dropped, not
 waited for) and a daemon thread that sends batches with a short timeout, so a dead or slow
@@ -36,7 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bastion import __version__
 from bastion.config import Settings
-from bastion.tracing.lightspan import LightTracer
+from bastion.tracing.lightspan import LightTracer, LightTracerProvider
 from bastion.tracing.sampling import AttackKeeper, KeepAttacksSampler
 
 logger = logging.getLogger("bastion")
@@ -116,17 +115,17 @@ def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeli
                        "BASTION_OTLP_ENDPOINT is not used")
         exporter.shutdown()
     tracer = provider.get_tracer(TRACER_NAME, __version__)
-    if isinstance(tracer, Tracer):
+    if isinstance(tracer, (Tracer, LightTracer)):
         # Bastion's own tracer only: the application's tracers keep the provider's sampler.
         tracer.sampler = KeepAttacksSampler(tracer.sampler, keeper, every_span=True)
         keeper.forward_to(tracer.span_processor)
-        return Pipeline(provider, LightTracer(tracer) if owned else tracer, keeper, owned)
+        return Pipeline(provider, tracer, keeper, owned)
     return Pipeline(provider, tracer, None, owned)
 
 
 def _new_provider(settings: Settings, keeper: AttackKeeper) -> TracerProvider:
     attributes = {SERVICE_NAME: settings.service_name} if settings.service_name else {}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = LightTracerProvider(resource=Resource.create(attributes))
     # Set before any tracer exists: every tracer of this provider gets the wrapped sampler.
     provider.sampler = KeepAttacksSampler(provider.sampler, keeper)
     return provider
