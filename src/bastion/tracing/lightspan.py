@@ -1,4 +1,4 @@
-"""Bastion's own spans, for the tracer provider Bastion made: the SDK's span costs too much.
+"""The spans of the tracer provider Bastion sets up: the SDK's span costs too much.
 
 An SDK span checks every attribute value through `BoundedAttributes` (a lock, a type walk),
 copies itself into a new `ReadableSpan` when it ends, and asks for its tracer's metrics: about
@@ -14,7 +14,9 @@ ended, it changes no more, so it goes to the processors as it is, without a copy
 
 Only the provider Bastion sets up makes these (`LightTracerProvider`, for every tracer it
 gives): an application's own provider may have span limits or processors that expect SDK
-spans, so there Bastion uses the SDK tracer as it comes (provider.py).
+spans, so there Bastion uses the SDK tracer as it comes (provider.py). A LightSpan keeps
+OpenTelemetry's default limits (128 attributes, events and links); the `OTEL_SPAN_*_LIMIT`
+variables are not read.
 """
 
 from __future__ import annotations
