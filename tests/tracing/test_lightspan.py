@@ -173,3 +173,16 @@ def test_a_request_through_bastions_provider_gets_a_light_server_span(tmp_path: 
     attributes = dict(server.attributes or {})
     assert attributes["url.query"] == "q=shoes"
     assert attributes["http.response.status_code"] == 200
+
+
+def test_events_past_the_limit_are_counted_as_events(tmp_path: Path) -> None:
+    from bastion.tracing.lightspan import MAX_EVENTS
+
+    pipeline, exported = own_pipeline(tmp_path)
+    span = pipeline.tracer.start_span("busy")
+    for number in range(MAX_EVENTS + 2):
+        span.add_event(f"step {number}")
+    span.end()
+    ended = only(exported)
+    assert len(ended.events) == MAX_EVENTS
+    assert (ended.dropped_events, ended.dropped_attributes) == (2, 0)

@@ -160,7 +160,8 @@ class LightSpan(trace.Span, ReadableSpan):
         self._processor = tracer.span_processor
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
-        self.dropped = 0  # attributes, events and links past the limits
+        # Past the limits: what the OTLP span says it lost.
+        self._dropped_attributes = self._dropped_events = self._dropped_links = 0
 
     # The API's Span ------------------------------------------------------------------
 
@@ -178,23 +179,21 @@ class LightSpan(trace.Span, ReadableSpan):
         if self._end_time is not None:
             return
         attributes = self._values
-        if type(value) not in _SCALARS:
-            cleaned = _attribute_value(value)
-            if cleaned is None:
-                _say_invalid(key, value)
-                return
-            value = cleaned
+        cleaned = _attribute_value(value)
+        if cleaned is None:
+            _say_invalid(key, value)
+            return
         if key in attributes or len(attributes) < MAX_ATTRIBUTES:
-            attributes[key] = value
+            attributes[key] = cleaned
         else:
-            self.dropped += 1
+            self._dropped_attributes += 1
 
     def add_event(self, name: str, attributes: Attributes = None,
                   timestamp: int | None = None) -> None:
         if self._end_time is not None:
             return
         if len(self._events) >= MAX_EVENTS:
-            self.dropped += 1
+            self._dropped_events += 1
             return
         self._events.append(Event(name, _clean_attributes(attributes),
                                   timestamp if timestamp is not None else time.time_ns()))
@@ -203,7 +202,7 @@ class LightSpan(trace.Span, ReadableSpan):
         if self._end_time is not None or not context.is_valid:
             return
         if len(self._links) >= MAX_LINKS:
-            self.dropped += 1
+            self._dropped_links += 1
             return
         self._links.append(Link(context, _clean_attributes(attributes)))
 
@@ -256,7 +255,15 @@ class LightSpan(trace.Span, ReadableSpan):
 
     @property
     def dropped_attributes(self) -> int:
-        return self.dropped
+        return self._dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped_links
 
     def __repr__(self) -> str:
         return f'LightSpan(name="{self._name}", context={self._context})'
@@ -281,7 +288,7 @@ def _clean_attributes(attributes: Attributes) -> dict[str, AttributeValue]:
     for key, value in attributes.items():
         if len(cleaned) >= MAX_ATTRIBUTES:
             break
-        good = value if type(value) in _SCALARS else _attribute_value(value)
+        good = _attribute_value(value)
         if good is None:
             _say_invalid(key, value)
         else:
