@@ -17,6 +17,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 # hooks and the tests wrap a request's `run`, which compiled callers would call directly.
 COMPILED_MODULES = (
     "bastion.waf.engine",
+    "bastion.waf.patterns",
     "bastion.waf.plan",
     "bastion.waf.verdicts",
     "bastion.waf.limits",

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_US = 5000
 _MAX_CLEAN_SINKS = 256  # sink calls remembered clean per request
 _BLOCKING = ("block_request", "redirect_request")
+# Up to this many patterns that may match a value are searched one by one with RE2; above, a
+# Hyperscan scan of the value alone first tells which can (one scan costs a few RE2 searches).
+_RE2_FIRST = 4
 
 Excluded = Mapping[int, list[tuple[str, KeyPath]]]
 _Filters = tuple[Set[int], Set[int], Excluded]
@@ -397,7 +400,9 @@ class WafContext:
     def _record_patterns(
         self, found: list[_Candidate], bypass: Set[int], excluded: Excluded, deadline: float
     ) -> None:
-        """Confirm each candidate value alone, in recording order (see `_candidates`)."""
+        """Confirm each candidate value alone, in recording order (see `_candidates`): RE2
+        finds the match, which is also the highlight. A value that many patterns may match
+        is first scanned alone by Hyperscan, which rules most of them out in one pass."""
         by_text: dict[str, set[int]] = {}  # per run, not across runs: Hyperscan's answers
         for _, index, view, lane, text, relevant in found:
             if time.perf_counter() > deadline:
@@ -405,22 +410,26 @@ class WafContext:
             group = view.plan.group
             assert group is not None
             patterns = group.patterns
-            candidates = by_text.get(text)
-            if candidates is None:
-                candidates = by_text[text] = patterns.candidates(text)
+            candidates: set[int] | None = None
+            if len(relevant) > _RE2_FIRST:
+                candidates = by_text.get(text)
+                if candidates is None:
+                    candidates = by_text[text] = patterns.candidates(text)
             for pattern in relevant:
-                if patterns.confirms(pattern, text, candidates):
-                    self._record_pattern(
-                        lane, patterns, pattern, view.path(lane.variant, index),
-                        view.raw(lane.variant, index), text, bypass, excluded,
-                    )
+                self._record_pattern(
+                    lane, patterns, pattern, view.path(lane.variant, index),
+                    view.raw(lane.variant, index), text, bypass, excluded, candidates,
+                )
 
     def _record_pattern(
         self, lane: Lane, patterns: PatternSet, index: int, key_path: KeyPath, raw: str,
-        text: str, bypass: Set[int], excluded: Excluded,
+        text: str, bypass: Set[int], excluded: Excluded, candidates: set[int] | None,
     ) -> None:
+        """Record pattern `index` matching `text` for the conditions still waiting for it;
+        the value is searched only when one is."""
         matches = self._matches
         rules = self._ruleset.rules
+        highlight: str | None = None
         for ref in lane.pattern_refs.get(index, ()):
             slot = (ref.rule, ref.condition)
             if (
@@ -430,11 +439,14 @@ class WafContext:
                 or self._is_excluded(excluded, ref.rule, lane.address, key_path)
             ):
                 continue
+            if highlight is None:
+                highlight = patterns.find(index, text, candidates)
+                if highlight is None:
+                    return
             operator = rules[ref.rule].conditions[ref.condition].operator
             assert isinstance(operator, PatternOperator)
             matches[slot] = _Match(
-                operator.name, operator.operator_value, lane.address, key_path, raw,
-                patterns.highlight(index, text),
+                operator.name, operator.operator_value, lane.address, key_path, raw, highlight,
             )
 
     @staticmethod

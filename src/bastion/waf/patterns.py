@@ -380,16 +380,15 @@ class PatternSet:
 
     def candidates(self, text: str) -> set[int]:
         """Hyperscan's answer for `text` alone, before confirmation: a superset of the
-        patterns `matches` reports, except those only RE2 runs (see `confirms`)."""
+        patterns `matches` reports, except those only RE2 runs (see `find`)."""
         return self._hyperscan_hits(text.encode())
 
-    def confirms(self, index: int, text: str, candidates: Collection[int]) -> bool:
-        """Whether pattern `index` matches `text` alone, given `candidates(text)`."""
-        if index in self._re2_ids:  # RE2 alone runs it
-            return self._programs[index].search(text) is not None
-        if index not in candidates:
-            return False
-        return index not in self._confirm or self._programs[index].search(text) is not None
+    def find(self, index: int, text: str, candidates: Collection[int] | None = None) -> str | None:
+        """What pattern `index` matches in `text` alone, or None. `candidates(text)`, when
+        given, rules out at once the patterns Hyperscan did not report."""
+        if candidates is not None and index not in candidates and index not in self._re2_ids:
+            return None
+        return self._programs[index].search(text)
 
     def matches(self, text: str, candidates: Collection[int] | None = None) -> list[int]:
         """Indexes of the patterns that match `text` alone, among `candidates` (all when
@@ -408,11 +407,6 @@ class PatternSet:
             ].search(text) is not None:
                 found.append(index)
         return found
-
-    def highlight(self, index: int, text: str) -> str:
-        """The part of `text` that pattern `index` matched, for the event report."""
-        found = self._programs[index].search(text)
-        return found if found is not None else text
 
 
 # Rounds of looking again past the lines found so far before `lines_to_check` settles for
