@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Final
 
 Listener = Callable[[], None]
 
@@ -78,4 +79,4 @@ def _call(listener: Listener) -> None:
                          "goes on (logged once): %r", name, exc)
 
 
-ACTIVITY = Activity()
+ACTIVITY: Final = Activity()

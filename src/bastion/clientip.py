@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from typing import Final
 
 IPAddress = IPv4Address | IPv6Address
 
-HEADERS = (
+HEADERS: Final = (
     "x-forwarded-for",
     "forwarded",
     "x-real-ip",
@@ -41,15 +42,16 @@ HEADERS = (
 )
 """Headers consulted when no header is forced, in this order; the first that yields an IP wins."""
 
-MAX_HOPS = 20
+MAX_HOPS: Final = 20
 """Hops looked at in one header, from the right: more is an attack, not a network."""
 
-MAX_HEADER_CHARS = 4096
+MAX_HEADER_CHARS: Final = 4096
 """Characters looked at in one header value, from the right."""
 
-_MAX_ITEM_CHARS = 100  # longest sane hop: "[v6 with embedded v4%zone]:port" is well under this
+# longest sane hop: "[v6 with embedded v4%zone]:port" is well under this
+_MAX_ITEM_CHARS: Final = 100
 
-PRIVATE = (
+PRIVATE: Final = (
     "127.0.0.0/8",  # loopback
     "10.0.0.0/8",  # RFC 1918
     "172.16.0.0/12",

@@ -16,7 +16,10 @@ def test_multi_pattern_scan_reports_each_matching_pattern() -> None:
     assert patterns.matches("abc\nx") == []  # anchors are per value, confirmed with RE2
     assert patterns.scan("first\nabc\nlast") == {2}
     assert patterns.scan("nothing here") == set()
-    assert patterns.highlight(0, "1 union  select 2") == "union  select"
+    assert patterns.find(0, "1 union  select 2") == "union  select"
+    assert patterns.find(2, "abc\nx") is None
+    # Hyperscan's answer for the value alone, when given, rules out what it did not report.
+    assert patterns.find(0, "1 union  select 2", candidates={1}) is None
 
 
 def test_case_sensitivity_is_per_pattern() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -33,6 +35,13 @@ from bastion.waf.transformers import SELECTORS, TRANSFORMERS, make_chain, make_v
 )
 def test_transformer(name: str, value: str, expected: str) -> None:
     assert TRANSFORMERS[name](value) == expected
+
+
+@given(st.text(alphabet=st.sampled_from("%+ab09fFgG/é\x00-"), max_size=40))
+@example("%41%4g%%c3%a9%e9%")
+def test_url_decode_decodes_as_urllib_does(value: str) -> None:
+    # The engine's own percent decoding (ASCII values) must not drift from urllib's.
+    assert TRANSFORMERS["urlDecode"](value) == unquote(value.replace("+", " "), errors="replace")
 
 
 def test_chain_applies_in_order_and_skips_selectors() -> None:

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from bastion.blocking import BlockedRequest, BlockResponse
@@ -182,9 +182,9 @@ def request_target(environ: Environ) -> str:
 
 
 # environ key -> header name; learnt as requests come, bounded (header names are the client's).
-_HEADER_NAMES: dict[str, str] = {"CONTENT_TYPE": "content-type",
+_HEADER_NAMES: Final[dict[str, str]] = {"CONTENT_TYPE": "content-type",
                                  "CONTENT_LENGTH": "content-length"}
-_MAX_LEARNT_NAMES = 2048
+_MAX_LEARNT_NAMES: Final = 2048
 
 
 def request_headers(environ: Environ) -> dict[str, str]:

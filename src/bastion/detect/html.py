@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Iterator
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 __all__ = [
     "ATTR",
@@ -52,26 +52,26 @@ __all__ = [
 ]
 
 # Starting contexts of the tokenizer.
-CTX_DATA = 0
-CTX_ATTR_UNQUOTED = 1
-CTX_ATTR_SINGLE = 2
-CTX_ATTR_DOUBLE = 3
-CTX_TAG = 4  # inside a start tag, where the next attribute name would begin
+CTX_DATA: Final = 0
+CTX_ATTR_UNQUOTED: Final = 1
+CTX_ATTR_SINGLE: Final = 2
+CTX_ATTR_DOUBLE: Final = 3
+CTX_TAG: Final = 4  # inside a start tag, where the next attribute name would begin
 
 # Token kinds.
-START_TAG = "start"
-END_TAG = "end"
-ATTR = "attr"
-COMMENT = "comment"
-BOGUS = "bogus"
-DOCTYPE = "doctype"
+START_TAG: Final = "start"
+END_TAG: Final = "end"
+ATTR: Final = "attr"
+COMMENT: Final = "comment"
+BOGUS: Final = "bogus"
+DOCTYPE: Final = "doctype"
 
 # HTML whitespace plus VT, which legacy IE also treated as a separator.
-_WS = " \t\n\f\r\x0b"
-_TAG_NAME_END = _WS + "/>"
-_ATTR_NAME_END = _WS + "/>="
-_UNQUOTED_END = _WS + ">"
-_MAX_DEPTH = 2
+_WS: Final = " \t\n\f\r\x0b"
+_TAG_NAME_END: Final = _WS + "/>"
+_ATTR_NAME_END: Final = _WS + "/>="
+_UNQUOTED_END: Final = _WS + ">"
+_MAX_DEPTH: Final = 2
 # Per-call cache of attribute values already judged (values repeat across contexts).
 _Memo = dict[str, str | None]
 
@@ -90,7 +90,7 @@ class Token(NamedTuple):
 # page is parsed or submitted.  Their mere presence in user input is an injection.  (<svg> and
 # <math> alone run nothing; what makes them dangerous - script, handlers, script URLs - is
 # judged on its own, so plain SVG/MathML markup passes.)
-_DANGEROUS_TAGS = frozenset(
+_DANGEROUS_TAGS: Final = frozenset(
     {
         "script", "iframe", "frame", "frameset", "embed", "applet", "style", "isindex",
         "import", "vmlframe", "handler", "listener", "noscript", "portal", "layer", "ilayer",
@@ -99,7 +99,7 @@ _DANGEROUS_TAGS = frozenset(
 )
 # Elements that act only through attributes: '<object>' or '<base>' as a bare placeholder in
 # prose ('git cat-file <object>') is harmless, '<base href=...>' or '<form action=...>' is not.
-_ATTR_ACTIVE_TAGS: dict[str, frozenset[str]] = {
+_ATTR_ACTIVE_TAGS: Final[dict[str, frozenset[str]]] = {
     "object": frozenset({"data", "classid", "codebase", "type", "src", "archive"}),
     "base": frozenset({"href", "target"}),
     "link": frozenset({"href", "rel", "import", "type"}),
@@ -110,7 +110,7 @@ _ATTR_ACTIVE_TAGS: dict[str, frozenset[str]] = {
 }
 
 # Events of the DOM and of legacy browsers; ``on`` + one of these is an event handler.
-_EVENT_NAMES = """
+_EVENT_NAMES: Final = """
     abort activate afterprint afterscriptexecute afterupdate animationcancel animationend
     animationiteration animationstart auxclick beforeactivate beforecopy beforecut
     beforedeactivate beforeeditfocus beforeinput beforematch beforepaste beforeprint
@@ -146,10 +146,10 @@ _EVENT_NAMES = """
     msgesturechange msgestureend msgesturestart mspointerdown mspointerup mspointermove
     mspointerover mspointerout msinertiastart
 """
-_EVENTS = frozenset(_EVENT_NAMES.split())
+_EVENTS: Final = frozenset(_EVENT_NAMES.split())
 
 # Attributes whose value the browser treats as a URL (or a list of them).
-_URL_ATTRS = frozenset(
+_URL_ATTRS: Final = frozenset(
     {
         "href", "src", "action", "formaction", "data", "lowsrc", "dynsrc", "background",
         "poster", "codebase", "cite", "longdesc", "usemap", "ping", "srcset", "manifest",
@@ -158,29 +158,29 @@ _URL_ATTRS = frozenset(
     }
 )
 
-_SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript", "mocha", "jscript"})
+_SCRIPT_SCHEMES: Final = frozenset({"javascript", "vbscript", "livescript", "mocha", "jscript"})
 
 # data: URLs that never run script wherever they are loaded.
-_SAFE_DATA_MIME_PREFIXES = (
+_SAFE_DATA_MIME_PREFIXES: Final = (
     "image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp", "image/bmp",
     "image/x-icon", "image/vnd.microsoft.icon", "image/avif", "image/apng", "audio/", "video/",
     "font/", "application/font", "application/x-font", "text/plain", "text/csv",
     "application/pdf", "application/octet-stream",
 )
 # data: URLs that render active documents even when typed or linked on their own.
-_ACTIVE_DATA_MIME_PREFIXES = (
+_ACTIVE_DATA_MIME_PREFIXES: Final = (
     "text/html", "image/svg", "application/xhtml", "text/xml", "application/xml",
     "text/javascript", "application/javascript", "application/ecmascript",
     "application/x-shockwave", "text/xsl", "text/vbscript",
 )
 
 # XML namespaces that turn markup into script, XSLT, inclusions or IE behaviours.
-_ACTIVE_NAMESPACES = (
+_ACTIVE_NAMESPACES: Final = (
     "1999/xhtml", "/xsl/transform", "xinclude", "xml-events", "schemas-microsoft-com:time",
 )
 
 # Named character references that matter for hiding a scheme, a tag or a call.
-_NAMED_REFS: dict[str, str] = {
+_NAMED_REFS: Final[dict[str, str]] = {
     "tab": "\t", "newline": "\n", "colon": ":", "lpar": "(", "rpar": ")", "sol": "/",
     "bsol": "\\", "period": ".", "quot": '"', "apos": "'", "grave": "`", "lt": "<", "gt": ">",
     "amp": "&", "nbsp": "\xa0", "equals": "=", "semi": ";", "comma": ",", "excl": "!",
@@ -190,11 +190,11 @@ _NAMED_REFS: dict[str, str] = {
     "lowbar": "_", "verbar": "|", "vert": "|", "hat": "^", "space": " ",
 }
 # Legacy references the browser also decodes without a trailing semicolon.
-_LEGACY_REFS = frozenset({"amp", "lt", "gt", "quot", "nbsp"})
+_LEGACY_REFS: Final = frozenset({"amp", "lt", "gt", "quot", "nbsp"})
 
-_JS_OPERATORS = ";,+-*/%|&^?:<>=!~)}]("
+_JS_OPERATORS: Final = ";,+-*/%|&^?:<>=!~)}]("
 # Roots and sinks whose use after a string break is the classic payload (lower-cased).
-_JS_BREAK_ROOTS = frozenset(
+_JS_BREAK_ROOTS: Final = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "function", "settimeout", "setinterval",
         "execscript", "fetch", "import", "atob", "document", "window", "location", "top",
@@ -203,7 +203,7 @@ _JS_BREAK_ROOTS = frozenset(
     }
 )
 # Functions that evaluate code or pop dialogs; calling one is what a payload proves.
-_JS_SINKS = frozenset(
+_JS_SINKS: Final = frozenset(
     {
         "alert", "prompt", "confirm", "eval", "setTimeout", "setInterval", "Function",
         "execScript", "atob", "btoa", "fromCharCode", "importScripts", "globalEval",
@@ -211,10 +211,10 @@ _JS_SINKS = frozenset(
     }
 )
 # Sink names that are also English words: their call must carry a real argument.
-_JS_WORDY_SINKS = frozenset({"alert", "prompt", "confirm", "import"})
+_JS_WORDY_SINKS: Final = frozenset({"alert", "prompt", "confirm", "import"})
 # Global objects and the properties payloads reach for on each.  The window aliases are also
 # ordinary words or (``self``) the receiver of every Python method, so they need stronger names.
-_DOCUMENT_PROPS = frozenset(
+_DOCUMENT_PROPS: Final = frozenset(
     {
         "cookie", "domain", "write", "writeln", "body", "head", "createElement", "location",
         "querySelector", "querySelectorAll", "getElementById", "getElementsByTagName",
@@ -224,15 +224,15 @@ _DOCUMENT_PROPS = frozenset(
         "title", "links", "implementation", "all", "open",
     }
 )
-_WINDOW_PROPS = frozenset(
+_WINDOW_PROPS: Final = frozenset(
     {
         "alert", "eval", "confirm", "document", "setTimeout", "setInterval", "Function",
         "atob", "fetch", "XMLHttpRequest", "postMessage", "localStorage", "sessionStorage",
         "constructor", "execScript", "jQuery", "$", "globalEval", "importScripts",
     }
 )
-_WINDOW_NAV_PROPS = _WINDOW_PROPS | {"location", "prompt"}
-_JS_GLOBAL_PROPS: dict[str, frozenset[str]] = {
+_WINDOW_NAV_PROPS: Final = _WINDOW_PROPS | {"location", "prompt"}
+_JS_GLOBAL_PROPS: Final[dict[str, frozenset[str]]] = {
     "document": _DOCUMENT_PROPS,
     "window": _WINDOW_NAV_PROPS
     | {"onerror", "onload", "frames", "parent", "top", "navigation", "name", "open", "opener"},
@@ -241,17 +241,17 @@ _JS_GLOBAL_PROPS: dict[str, frozenset[str]] = {
     "globalThis": _WINDOW_NAV_PROPS,
     "self": _WINDOW_PROPS - {"document"},
 }
-_JS_GLOBALS = tuple(_JS_GLOBAL_PROPS)
+_JS_GLOBALS: Final = tuple(_JS_GLOBAL_PROPS)
 # Members whose call is code execution whatever object they hang off.
-_JS_SINK_MEMBERS = frozenset(
+_JS_SINK_MEMBERS: Final = frozenset(
     {"constructor", "fromCharCode", "eval", "alert", "write", "writeln", "setTimeout",
      "setInterval", "execScript", "globalEval"}
 )
-_SSI_DIRECTIVES = frozenset(
+_SSI_DIRECTIVES: Final = frozenset(
     {"exec", "include", "echo", "set", "config", "printenv", "fsize", "flastmod", "if", "elif"}
 )
-_HEX = frozenset("0123456789abcdefABCDEF")
-_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_IDENT_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
 
 def decode_entities(value: str) -> str:
@@ -514,7 +514,7 @@ def _local_tag_name(name: str) -> str:
 
 # Characters URL parsing drops before a scheme (C0 controls, space), plus quote and NBSP junk
 # that legacy parsers skipped.
-_URL_LEAD = "".join(map(chr, range(33))) + "\xa0`'\"\ufffd"
+_URL_LEAD: Final = "".join(map(chr, range(33))) + "\xa0`'\"\ufffd"
 
 
 def _url_danger(value: str, strict: bool, bare: bool = False) -> str | None:
@@ -1324,4 +1324,4 @@ def is_xss(value: str) -> str | None:
 # A regular expression that matches every single-line ASCII value the fast path of `is_xss`
 # lets through: the engine runs it inside its shared Hyperscan scan and calls `is_xss` only
 # where it matched. Keep it in step with the fast path above.
-TRIGGER = r"[<=:(.&`\[]|ADw|!ENTITY"
+TRIGGER: Final = r"[<=:(.&`\[]|ADw|!ENTITY"

@@ -12,9 +12,11 @@ Windows separators are read as `/` on every platform: the check must hold wherev
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["climbs_out", "injected", "occurrences"]
 
-_MAX_OCCURRENCES = 16
+_MAX_OCCURRENCES: Final = 16
 
 
 def occurrences(text: str, needle: str) -> list[int]:

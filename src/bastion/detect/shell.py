@@ -33,6 +33,7 @@ Everything is hand-written scanning in linear time; no regular expressions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 __all__ = ["Token", "is_shi", "normalize_word", "tokenize"]
 
@@ -45,7 +46,7 @@ def _names(text: str) -> frozenset[str]:
 
 # Tier 1: tool names that are not natural-language words.  Such a value on its own, or at the
 # start of a value followed by a few plain arguments, is a command invocation.
-_STRONG = _names(
+_STRONG: Final = _names(
     """
     whoami ifconfig ipconfig visudo netstat nslookup wget uname chmod chown chgrp chattr
     useradd adduser usermod userdel groupadd passwd crontab systemctl iptables ip6tables
@@ -75,7 +76,7 @@ _STRONG = _names(
 
 # Words of tier 1 that are ordinary words or very short, so they are not trusted when they
 # stand alone at the start of a value ("id", "ls", "more", "expect", "python is great").
-_NOT_ALONE = _names(
+_NOT_ALONE: Final = _names(
     """
     python python2 perl php ruby lua node nodejs ssh scp sftp rsync ftp curl telnet base64
     base32 openssl ls ps pwd id nc sh dash ash nano emacs dd rm cp mv mkdir rmdir
@@ -86,7 +87,7 @@ _NOT_ALONE = _names(
 
 # Tier 2: commands that are also natural-language words; they need shell structure around
 # them (substitution, opening separator, or shell-looking arguments).
-_WEAK = _names(
+_WEAK: Final = _names(
     """
     cat head tail find top set who w env echo printf print kill sort cut date file test
     watch dir type copy del erase move ren rename start net which man tr rev fold column comm
@@ -106,7 +107,7 @@ _WEAK = _names(
 )
 
 # Wrappers: the next word is itself a command.
-_WRAPPERS = _names(
+_WRAPPERS: Final = _names(
     """
     time nohup strace ltrace sudo doas env nice ionice timeout xargs exec command builtin
     busybox watch stdbuf chroot cpulimit flock setsid nsenter unshare runuser pkexec
@@ -114,17 +115,17 @@ _WRAPPERS = _names(
     """
 )
 
-_INTERPRETERS = _names(
+_INTERPRETERS: Final = _names(
     """
     sh bash zsh ksh csh tcsh dash ash fish busybox python python2 python3 perl php ruby irb lua
     node nodejs powershell pwsh cmd cmd.exe powershell.exe tclsh expect
     """
 )
 
-_ALL_COMMANDS = _STRONG | _WEAK
-_SEP_OK = _STRONG  # after a separator, tier-1 names fire without further evidence
+_ALL_COMMANDS: Final = _STRONG | _WEAK
+_SEP_OK: Final = _STRONG  # after a separator, tier-1 names fire without further evidence
 
-_BIN_DIRS = _names(
+_BIN_DIRS: Final = _names(
     """
     /bin /sbin /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin /usr/libexec /opt/bin
     /system/bin /system/xbin
@@ -132,19 +133,19 @@ _BIN_DIRS = _names(
 )
 
 # Files and directories whose mention in an argument is telling.
-_SENSITIVE_WORDS = _names(
+_SENSITIVE_WORDS: Final = _names(
     """
     passwd shadow environ id_rsa id_dsa id_ecdsa id_ed25519 authorized_keys .bash_history
     .htpasswd .htaccess win.ini boot.ini system.ini sam hosts sudoers gshadow master.passwd
     """
 )
-_SENSITIVE_PREFIXES = (
+_SENSITIVE_PREFIXES: Final = (
     "/etc/", "/proc/", "/dev/", "/var/log", "/var/www", "/tmp/", "/root", "/home/", "/bin/",
     "/sbin/", "/usr/", "/boot/", "/sys/", "/var/run", "/var/lib", "/opt/", "~/", "../",
     "c:/windows", "%systemroot%", "%windir%", "%temp%", "/dev/tcp", "/dev/udp",
 )
 
-_STOPWORDS = _names(
+_STOPWORDS: Final = _names(
     """
     a an the is are was were be been am of to in on at for with and or but not no if then
     than that this these those it its as by from into about over under my your our their his
@@ -156,26 +157,26 @@ _STOPWORDS = _names(
 )
 
 # Words after which '(' still opens a subshell.
-_PAREN_KEYWORDS = frozenset(
+_PAREN_KEYWORDS: Final = frozenset(
     {"if", "elif", "while", "until", "then", "else", "do", "!", "{", "time"})
 
-_SEPARATORS = frozenset({";", "|", "||", "&&", "&", "\n", "|&", ";;"})
-_IDENT_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
-_IDENT = _IDENT_START + "0123456789"
-_SPECIAL_PARAMS = "@*#?$!-_0123456789"
-_WS = " \t\r\f\v"
-_ARITH = "0123456789+-*/%()[]<>=!&|^~ \t$?#xXabcdefABCDEF"
-_WORD_END = _WS + ";|&<>)\n"
+_SEPARATORS: Final = frozenset({";", "|", "||", "&&", "&", "\n", "|&", ";;"})
+_IDENT_START: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+_IDENT: Final = _IDENT_START + "0123456789"
+_SPECIAL_PARAMS: Final = "@*#?$!-_0123456789"
+_WS: Final = " \t\r\f\v"
+_ARITH: Final = "0123456789+-*/%()[]<>=!&|^~ \t$?#xXabcdefABCDEF"
+_WORD_END: Final = _WS + ";|&<>)\n"
 
 # Unquoted glob and brace characters are kept as private-use sentinels inside word text so that
 # quoted look-alikes stay literal.
 _STAR, _QMARK, _LBRACK, _RBRACK = "\ue000", "\ue001", "\ue002", "\ue003"
 _LBRACE, _COMMA, _RBRACE = "\ue004", "\ue005", "\ue006"
-_SENTINELS = {_STAR: "*", _QMARK: "?", _LBRACK: "[", _RBRACK: "]",
+_SENTINELS: Final = {_STAR: "*", _QMARK: "?", _LBRACK: "[", _RBRACK: "]",
               _LBRACE: "{", _COMMA: ",", _RBRACE: "}"}
 
-_MAX_DEPTH = 3
-_MAX_LEN = 8192
+_MAX_DEPTH: Final = 3
+_MAX_LEN: Final = 8192
 
 
 @dataclass
@@ -713,7 +714,7 @@ def _strip_version(name: str) -> str:
     return name[:end]
 
 
-_EXE_SUFFIXES = (".exe", ".com", ".bat", ".cmd", ".ps1", ".sh")
+_EXE_SUFFIXES: Final = (".exe", ".com", ".bat", ".cmd", ".ps1", ".sh")
 
 
 def normalize_word(text: str) -> str:
@@ -1058,15 +1059,17 @@ def _structural(value: str) -> str | None:
 
 # ---------------------------------------------------------------- fast pre-check
 
-_FAST_TABLE = bytearray(range(256))
+_FAST_TABLE: Final = bytearray(range(256))
 for _b in range(256):
     _c = chr(_b)
     if not ("a" <= _c <= "z" or _c in "-_"):
         _FAST_TABLE[_b] = 0x20
-_FAST_BYTES = bytes(_FAST_TABLE)
+_FAST_BYTES: Final = bytes(_FAST_TABLE)
 
 
-_FAST_NOISE = frozenset({b"exe", b"ini", b"win", b"boot", b"system", b"com", b"tar", b"dump"})
+_FAST_NOISE: Final = frozenset(
+    {b"exe", b"ini", b"win", b"boot", b"system", b"com", b"tar", b"dump"}
+)
 
 
 def _fast_words() -> frozenset[bytes]:
@@ -1078,8 +1081,8 @@ def _fast_words() -> frozenset[bytes]:
     return frozenset(words)
 
 
-_FAST_WORDS = _fast_words()
-_FAST_NAMES = frozenset(w.decode() for w in _FAST_WORDS)
+_FAST_WORDS: Final = _fast_words()
+_FAST_NAMES: Final = frozenset(w.decode() for w in _FAST_WORDS)
 
 
 def _needs_scan(value: str) -> bool:
@@ -1188,12 +1191,12 @@ def _trigger_parts() -> tuple[str, str]:
 
 
 _ANYWHERE, _NAME = _trigger_parts()
-TRIGGER = rf"{_ANYWHERE}|{_NAME}(?:[^a-zA-Z_\-]|$)"
+TRIGGER: Final = rf"{_ANYWHERE}|{_NAME}(?:[^a-zA-Z_\-]|$)"
 # The same test in the line form the engine scans (see bastion.waf.operators.Detector): from a
 # hit to the end of its line, where a name may also end.
-TRIGGER_LINE = rf"(?:{_ANYWHERE})[^\n]*$|{_NAME}(?:[^a-zA-Z_\-\n][^\n]*)?$"
+TRIGGER_LINE: Final = rf"(?:{_ANYWHERE})[^\n]*$|{_NAME}(?:[^a-zA-Z_\-\n][^\n]*)?$"
 
 
-_SINGLE_NAME_VERDICTS: dict[str, str | None] = {
+_SINGLE_NAME_VERDICTS: Final[dict[str, str | None]] = {
     name: _full_check(name) for name in sorted(_FAST_NAMES) if len(name) >= 2
 }

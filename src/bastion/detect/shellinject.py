@@ -22,34 +22,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Final
 
 from bastion.detect.pathinject import occurrences
 
 __all__ = ["CommandLine", "argv_injected", "injected"]
 
 # What a character is to the shell.
-_LITERAL = 0  # part of a word's text (unquoted, quoted or escaped)
-_SPACE = 1  # unquoted blank: separates words
-_OPERATOR = 2  # ; & | ( ) < > newline, and a comment's '#'
-_EXPANSION = 3  # $(..), `..`, $x, ${..}, $((..)), <(..): the shell substitutes text
-_QUOTE = 4  # a quote character that opens or closes quoting
-_BRACE = 5  # unquoted { or }: brace expansion when the word also has , or ..
-_INERT = 6  # comment text: never runs
+_LITERAL: Final = 0  # part of a word's text (unquoted, quoted or escaped)
+_SPACE: Final = 1  # unquoted blank: separates words
+_OPERATOR: Final = 2  # ; & | ( ) < > newline, and a comment's '#'
+_EXPANSION: Final = 3  # $(..), `..`, $x, ${..}, $((..)), <(..): the shell substitutes text
+_QUOTE: Final = 4  # a quote character that opens or closes quoting
+_BRACE: Final = 5  # unquoted { or }: brace expansion when the word also has , or ..
+_INERT: Final = 6  # comment text: never runs
 
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "busybox"})
-_RESERVED = frozenset({
+_SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "busybox"})
+_RESERVED: Final = frozenset({
     "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "case", "esac", "for",
     "in", "select", "function", "!", "{", "}", "time", "coproc",
 })
-_WRAPPERS = frozenset({
+_WRAPPERS: Final = frozenset({
     "sudo", "doas", "env", "nohup", "nice", "ionice", "xargs", "exec", "command", "builtin",
     "time", "timeout", "stdbuf", "setsid", "busybox", "unbuffer", "chrt", "taskset",
 })
-_NAME_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
-_NAME = _NAME_START + "0123456789"
-_SPECIAL = "@*#?$!-0123456789"
-_MAX_DEPTH = 3  # nested shells (sh -c 'sh -c ..') judged in turn
-_MAX_NESTING = 32  # $( $( ..: deeper text is taken as one expansion
+_NAME_START: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+_NAME: Final = _NAME_START + "0123456789"
+_SPECIAL: Final = "@*#?$!-0123456789"
+_MAX_DEPTH: Final = 3  # nested shells (sh -c 'sh -c ..') judged in turn
+_MAX_NESTING: Final = 32  # $( $( ..: deeper text is taken as one expansion
 
 
 def _program_name(word: str) -> str:

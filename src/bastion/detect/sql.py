@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 __all__ = [
     "DIALECTS", "Lexeme", "Token", "dialect_of", "is_numeral", "is_sqli", "scan",
     "sign_binds", "tokenize",
 ]
 
-DIALECTS = ("generic", "mysql", "postgres", "sqlite")
+DIALECTS: Final = ("generic", "mysql", "postgres", "sqlite")
 
 
 class Token(NamedTuple):
@@ -47,50 +47,54 @@ class Lexeme(NamedTuple):
 
 
 # Token kinds. One character each so that a token sequence reads as a short fingerprint.
-K_STRING = "s"  # quoted string literal ('..', "..", $$..$$, N'..', X'..')
-K_NUMBER = "1"  # numeric literal, also TRUE/FALSE/NULL
-K_NAME = "n"  # bare word or quoted identifier (`x`, "x" in postgres, [x] in sqlite)
-K_VAR = "v"  # @x, @@x, $1, ?
-K_KEYWORD = "k"  # reserved word that is neither operator nor statement start
-K_LOGIC = "&"  # AND OR XOR && ||
-K_OP = "o"  # other operators, symbolic (=, +, ::) or words (LIKE, IS, DIV)
-K_UNION = "U"  # UNION INTERSECT EXCEPT MINUS
-K_STMT = "E"  # statement start: SELECT, INSERT, DROP, ...
-K_FUNC = "f"  # a word directly followed by "("
-K_OPEN = "("
-K_CLOSE = ")"
-K_COMMA = ","
-K_SEMI = ";"
-K_COMMENT = "c"  # line comment, or a block comment left open: truncates the query
-K_INLINE = "C"  # closed /* */ comment used as white space
-K_DOT = "."
-K_OTHER = "X"  # a character with no meaning in SQL
+K_STRING: Final = "s"  # quoted string literal ('..', "..", $$..$$, N'..', X'..')
+K_NUMBER: Final = "1"  # numeric literal, also TRUE/FALSE/NULL
+K_NAME: Final = "n"  # bare word or quoted identifier (`x`, "x" in postgres, [x] in sqlite)
+K_VAR: Final = "v"  # @x, @@x, $1, ?
+K_KEYWORD: Final = "k"  # reserved word that is neither operator nor statement start
+K_LOGIC: Final = "&"  # AND OR XOR && ||
+K_OP: Final = "o"  # other operators, symbolic (=, +, ::) or words (LIKE, IS, DIV)
+K_UNION: Final = "U"  # UNION INTERSECT EXCEPT MINUS
+K_STMT: Final = "E"  # statement start: SELECT, INSERT, DROP, ...
+K_FUNC: Final = "f"  # a word directly followed by "("
+K_OPEN: Final = "("
+K_CLOSE: Final = ")"
+K_COMMA: Final = ","
+K_SEMI: Final = ";"
+K_COMMENT: Final = "c"  # line comment, or a block comment left open: truncates the query
+K_INLINE: Final = "C"  # closed /* */ comment used as white space
+K_DOT: Final = "."
+K_OTHER: Final = "X"  # a character with no meaning in SQL
 
 # --- lexical tables -------------------------------------------------------------------------
 
-_WS = frozenset(" \t\n\r\v\f\x00")
+_WS: Final = frozenset(" \t\n\r\v\f\x00")
 # ASCII characters that may continue a bare word; every non-ASCII character may too (as in
 # MySQL and PostgreSQL, which accept any code point >= 0x80 in unquoted identifiers).
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
-_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_DIGITS = frozenset("0123456789")
-_HEX = frozenset("0123456789abcdefABCDEF")
+_WORD_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_WORD_START: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_DIGITS: Final = frozenset("0123456789")
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
 # Longest first within each first character.
-_OPERATORS3 = frozenset({"<=>", "->>", "!~*", "#>>", "!!="})
-_OPERATORS2 = frozenset(
+_OPERATORS3: Final = frozenset({"<=>", "->>", "!~*", "#>>", "!!="})
+_OPERATORS2: Final = frozenset(
     {
         "<=", ">=", "<>", "!=", "==", "<<", ">>", "||", "&&", "::", ":=", "->", "@>", "<@",
         "~*", "!~", "#>", "?|", "?&", "-|", "|/", "^=",
     }
 )
-_OPERATOR_CHARS = frozenset("=<>!+-*/%^&|~:?@#")
-_COMPARISONS = frozenset({"=", "<", ">", "<=", ">=", "<>", "!=", "==", "<=>", "!~", "~*", "!~*"})
-_ARITH = frozenset({"+", "-", "*", "/", "%", "^", "&", "|", "<<", ">>", "->", "->>", "#", "~"})
-_UNARY_SYMBOLS = frozenset({"-", "+", "~", "!"})
+_OPERATOR_CHARS: Final = frozenset("=<>!+-*/%^&|~:?@#")
+_COMPARISONS: Final = frozenset(
+    {"=", "<", ">", "<=", ">=", "<>", "!=", "==", "<=>", "!~", "~*", "!~*"}
+)
+_ARITH: Final = frozenset(
+    {"+", "-", "*", "/", "%", "^", "&", "|", "<<", ">>", "->", "->>", "#", "~"}
+)
+_UNARY_SYMBOLS: Final = frozenset({"-", "+", "~", "!"})
 
-_LOGIC_WORDS = frozenset({"AND", "OR", "XOR"})
+_LOGIC_WORDS: Final = frozenset({"AND", "OR", "XOR"})
 # Word operators: binary operators spelled as words.
-_WORD_OPS = frozenset(
+_WORD_OPS: Final = frozenset(
     {
         "LIKE", "ILIKE", "RLIKE", "REGEXP", "GLOB", "MATCH", "IS", "IN", "BETWEEN", "DIV",
         "MOD", "SOUNDS", "ESCAPE", "COLLATE", "SIMILAR", "OVERLAPS", "NOT", "AS", "BINARY",
@@ -98,13 +102,13 @@ _WORD_OPS = frozenset(
         "INTERVAL", "ASC", "DESC", "AGAINST", "MEMBER", "OF", "TO", "NOTNULL",
     }
 )
-_PREDICATE_OPS = frozenset(
+_PREDICATE_OPS: Final = frozenset(
     {"LIKE", "ILIKE", "RLIKE", "REGEXP", "GLOB", "MATCH", "IS", "IN", "BETWEEN", "SOUNDS",
      "SIMILAR"}
 )
-_CONSTANT_WORDS = frozenset({"NULL", "TRUE", "FALSE", "UNKNOWN"})
-_UNIONS = frozenset({"UNION", "INTERSECT", "EXCEPT", "MINUS"})
-_STATEMENTS = frozenset(
+_CONSTANT_WORDS: Final = frozenset({"NULL", "TRUE", "FALSE", "UNKNOWN"})
+_UNIONS: Final = frozenset({"UNION", "INTERSECT", "EXCEPT", "MINUS"})
+_STATEMENTS: Final = frozenset(
     {
         "SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER", "TRUNCATE", "EXEC",
         "EXECUTE", "DECLARE", "SET", "SHUTDOWN", "WAITFOR", "GRANT", "REVOKE", "CALL", "COPY",
@@ -112,7 +116,7 @@ _STATEMENTS = frozenset(
         "VACUUM",
     }
 )
-_CLAUSES = frozenset(
+_CLAUSES: Final = frozenset(
     {
         "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "PROCEDURE", "INTO",
         "FOR", "JOIN", "INNER", "OUTER", "CROSS", "NATURAL", "STRAIGHT_JOIN", "ON", "USING",
@@ -121,11 +125,11 @@ _CLAUSES = frozenset(
     }
 )
 # Reserved words that may still be called as functions: `LEFT(x, 1)`, `IF(a, b, c)`.
-_KEYWORD_FUNCTIONS = frozenset(
+_KEYWORD_FUNCTIONS: Final = frozenset(
     {"LEFT", "RIGHT", "REPLACE", "INSERT", "MOD", "VALUES", "IF", "MATCH", "EXISTS", "ANY",
      "SOME", "BINARY", "COLLATE", "INTERVAL", "CASE"}
 )
-_OBJECTS = frozenset(
+_OBJECTS: Final = frozenset(
     {
         "TABLE", "DATABASE", "SCHEMA", "USER", "VIEW", "PROCEDURE", "FUNCTION", "INDEX",
         "TRIGGER", "LOGIN", "ROLE", "EXTENSION", "TABLESPACE", "EVENT", "SEQUENCE", "SERVER",
@@ -139,7 +143,7 @@ def _words(text: str) -> frozenset[str]:
 
 # Functions seen in injection payloads (information gathering, string building, conditions,
 # delays, file and network access). A call to one of them counts as SQL evidence.
-_SQL_FUNCTIONS = _words(
+_SQL_FUNCTIONS: Final = _words(
     """
     ascii char chr concat concat_ws substring substr mid left right length len lower
     upper hex unhex ord version database user current_user system_user session_user
@@ -162,7 +166,7 @@ _SQL_FUNCTIONS = _words(
     cos sin tan atan exp log dbms_xmlgen.getxml sys_context
     """
 )
-_DANGER_FUNCTIONS = _words(
+_DANGER_FUNCTIONS: Final = _words(
     """
     sleep benchmark pg_sleep pg_sleep_for load_file extractvalue updatexml name_const
     pg_read_file pg_ls_dir lo_import lo_export lo_get utl_inaddr.get_host_address
@@ -171,7 +175,7 @@ _DANGER_FUNCTIONS = _words(
     dbms_xmlgen.getxml ctxsys.drithsx.sn query_to_xml
     """
 )
-_DIALECT_SET = frozenset(DIALECTS)
+_DIALECT_SET: Final = frozenset(DIALECTS)
 
 
 class _Rules(NamedTuple):
@@ -190,7 +194,7 @@ class _Rules(NamedTuple):
     octal: bool = False  # 0o17 is one number (PostgreSQL 16)
 
 
-_RULES: dict[str, _Rules] = {
+_RULES: Final[dict[str, _Rules]] = {
     # generic: the union of the dialects, resolved the way that exposes more code.
     "generic": _Rules(True, False, True, True, True, False, True, True, True),
     "mysql": _Rules(True, True, True, True, False, False, True, False, True),
@@ -272,7 +276,7 @@ def _scan_quoted(s: str, i: int, q: str, backslash: bool) -> tuple[int, bool]:
         return j + 1, True
 
 
-_RADIX_DIGITS = {"x": _HEX, "b": frozenset("01"), "o": frozenset("01234567")}
+_RADIX_DIGITS: Final = {"x": _HEX, "b": frozenset("01"), "o": frozenset("01234567")}
 
 
 def _digits(s: str, i: int, digits: frozenset[str], separators: bool) -> int:
@@ -289,7 +293,7 @@ def _digits(s: str, i: int, digits: frozenset[str], separators: bool) -> int:
     return i
 
 
-_PUNCTUATION = {"(": K_OPEN, ")": K_CLOSE, ",": K_COMMA, ";": K_SEMI, ".": K_DOT}
+_PUNCTUATION: Final = {"(": K_OPEN, ")": K_CLOSE, ",": K_COMMA, ";": K_SEMI, ".": K_DOT}
 
 
 def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
@@ -516,8 +520,8 @@ def tokenize(text: str, dialect: str = "generic") -> list[Token]:
 
 # Applications send the same few statements again and again (placeholders, not values): the
 # sink check and the tracing sanitizer read each one once. Bounded by entries and by length.
-_SCAN_CACHE_SIZE = 1024
-_SCAN_CACHE_MAX_CHARS = 4096
+_SCAN_CACHE_SIZE: Final = 1024
+_SCAN_CACHE_MAX_CHARS: Final = 4096
 
 
 def scan(text: str, dialect: str = "generic") -> list[Lexeme]:
@@ -559,9 +563,9 @@ def _scan(text: str, dialect: str) -> list[Lexeme]:
     return out
 
 
-_MAY_STAY_OPEN = frozenset({K_STRING, K_NAME, K_VAR, K_COMMENT})
+_MAY_STAY_OPEN: Final = frozenset({K_STRING, K_NAME, K_VAR, K_COMMENT})
 # Kinds that end an operand: a "-" or "+" after one adds or subtracts.
-_OPERAND_ENDS = frozenset({K_NAME, K_NUMBER, K_STRING, K_VAR, K_CLOSE})
+_OPERAND_ENDS: Final = frozenset({K_NAME, K_NUMBER, K_STRING, K_VAR, K_CLOSE})
 
 
 def is_numeral(tok: Lexeme) -> bool:
@@ -579,7 +583,7 @@ def sign_binds(prev: Lexeme | None) -> bool:
 
 # Names a driver, an ORM or OpenTelemetry's db.system give the database, by their first word
 # with trailing digits dropped ("psycopg2" -> "psycopg", "postgresql+asyncpg" -> "postgresql").
-_DIALECT_ALIASES = {
+_DIALECT_ALIASES: Final = {
     **dict.fromkeys(
         ("postgres", "postgresql", "psycopg", "pg", "asyncpg", "aiopg", "pgdb", "pygresql"),
         "postgres",
@@ -613,59 +617,61 @@ def dialect_of(name: str) -> str:
 # often leave broken SQL after a UNION SELECT or a subquery).
 
 # states
-_OPERAND = 0  # an operand must follow
-_OPERATOR = 1  # an operand was completed: operator, clause, ")" or "," may follow
-_START = 2  # nothing yet (bare placement): an operand, or the rest of an expression
-_AFTER_SEMI = 3  # after ";": a statement may follow
-_ALIAS = 4  # after AS: a name must follow
-_AFTER_UNION = 5  # after UNION: ALL, DISTINCT, SELECT or "(" must follow
-_BY = 6  # after GROUP / ORDER / PARTITION: BY must follow
-_CALL_OPEN = 7  # after a function name or IN / EXISTS: "(" must follow
-_TOP = 8  # after SELECT TOP: a number must follow
-_STMT = 9  # after a statement keyword: check its object
-_TYPE = 10  # after CAST(x AS / x:: : a type name must follow
-_LOOSE = 11  # a statement opened the value: anything goes until ";" or a comment
+_OPERAND: Final = 0  # an operand must follow
+_OPERATOR: Final = 1  # an operand was completed: operator, clause, ")" or "," may follow
+_START: Final = 2  # nothing yet (bare placement): an operand, or the rest of an expression
+_AFTER_SEMI: Final = 3  # after ";": a statement may follow
+_ALIAS: Final = 4  # after AS: a name must follow
+_AFTER_UNION: Final = 5  # after UNION: ALL, DISTINCT, SELECT or "(" must follow
+_BY: Final = 6  # after GROUP / ORDER / PARTITION: BY must follow
+_CALL_OPEN: Final = 7  # after a function name or IN / EXISTS: "(" must follow
+_TOP: Final = 8  # after SELECT TOP: a number must follow
+_STMT: Final = 9  # after a statement keyword: check its object
+_TYPE: Final = 10  # after CAST(x AS / x:: : a type name must follow
+_LOOSE: Final = 11  # a statement opened the value: anything goes until ";" or a comment
 
 # frames
-_F_TOP = 0
-_F_PAREN = 1
-_F_CALL = 2
-_F_SUBQ = 3
-_F_CASE = 4
+_F_TOP: Final = 0
+_F_PAREN: Final = 1
+_F_CALL: Final = 2
+_F_SUBQ: Final = 3
+_F_CASE: Final = 4
 
 # clauses (where the current frame is)
-_C_EXPR = 0  # WHERE-like: a plain expression
-_C_LIST = 1  # select list: aliases allowed
-_C_FROM = 2  # FROM / JOIN: aliases allowed
-_C_OTHER = 3  # GROUP BY, ORDER BY, LIMIT, INTO, ...
+_C_EXPR: Final = 0  # WHERE-like: a plain expression
+_C_LIST: Final = 1  # select list: aliases allowed
+_C_FROM: Final = 2  # FROM / JOIN: aliases allowed
+_C_OTHER: Final = 3  # GROUP BY, ORDER BY, LIMIT, INTO, ...
 
-_CALL_WORDS = frozenset({"FROM", "FOR", "USING", "SEPARATOR", "ORDER", "IN"})
-_POSTFIX_WORDS = frozenset({"ASC", "DESC", "NOTNULL"})
-_CLAUSE_TO = {
+_CALL_WORDS: Final = frozenset({"FROM", "FOR", "USING", "SEPARATOR", "ORDER", "IN"})
+_POSTFIX_WORDS: Final = frozenset({"ASC", "DESC", "NOTNULL"})
+_CLAUSE_TO: Final = {
     "FROM": _C_FROM, "JOIN": _C_FROM, "STRAIGHT_JOIN": _C_FROM, "WHERE": _C_EXPR,
     "HAVING": _C_EXPR, "ON": _C_EXPR, "RETURNING": _C_LIST,
 }
 # clause words that, right after a value, mean the value carried more query
-_INJECTED_CLAUSES = frozenset({"GROUP", "ORDER", "HAVING", "LIMIT", "PROCEDURE", "INTO", "OFFSET"})
-_JOIN_MODIFIERS = frozenset({"LEFT", "RIGHT", "INNER", "OUTER", "CROSS", "NATURAL", "FULL"})
-_UNARY_WORDS = frozenset({"NOT", "BINARY", "DISTINCT", "ALL", "INTERVAL", "PRIOR"})
+_INJECTED_CLAUSES: Final = frozenset(
+    {"GROUP", "ORDER", "HAVING", "LIMIT", "PROCEDURE", "INTO", "OFFSET"}
+)
+_JOIN_MODIFIERS: Final = frozenset({"LEFT", "RIGHT", "INNER", "OUTER", "CROSS", "NATURAL", "FULL"})
+_UNARY_WORDS: Final = frozenset({"NOT", "BINARY", "DISTINCT", "ALL", "INTERVAL", "PRIOR"})
 # statements that may follow an expression without ";" (SQL Server batches)
-_BATCH_STATEMENTS = frozenset(
+_BATCH_STATEMENTS: Final = frozenset(
     {"DECLARE", "EXEC", "EXECUTE", "WAITFOR", "SHUTDOWN", "DROP", "INSERT", "UPDATE", "DELETE",
      "CREATE", "ALTER", "TRUNCATE", "SET"}
 )
-_MATH_FUNCTIONS = frozenset(
+_MATH_FUNCTIONS: Final = frozenset(
     {"sin", "cos", "tan", "atan", "pi", "exp", "log", "abs", "floor", "ceil", "ceiling", "round",
      "min", "max", "avg", "sum", "count", "rand", "sqrt", "power", "mod", "now", "if", "left",
      "right", "replace", "trim", "position", "format", "space", "field"}
 )
-_LITERALS = frozenset({K_NUMBER, K_STRING})
+_LITERALS: Final = frozenset({K_NUMBER, K_STRING})
 # statements whose first words are enough even when they open the value
-_SHAPED_STATEMENTS = frozenset({"DECLARE", "WAITFOR", "EXEC", "EXECUTE", "SET"})
+_SHAPED_STATEMENTS: Final = frozenset({"DECLARE", "WAITFOR", "EXEC", "EXECUTE", "SET"})
 # dangerous functions that take exactly one argument
-_UNARY_DANGER = frozenset({"sleep", "pg_sleep", "pg_sleep_for", "load_file", "randomblob"})
+_UNARY_DANGER: Final = frozenset({"sleep", "pg_sleep", "pg_sleep_for", "load_file", "randomblob"})
 # statements whose head (INSERT INTO, DELETE FROM) is also English ("how to insert into ...")
-_DML_HEADS = frozenset({"INSERT", "REPLACE", "DELETE"})
+_DML_HEADS: Final = frozenset({"INSERT", "REPLACE", "DELETE"})
 
 
 class _Evidence:
@@ -748,7 +754,7 @@ def _conclusive(ev: _Evidence, number_start: bool, breakout: bool) -> bool:
     return bool(ev.select and ev.select_from and (ev.select_list or ev.select_strong))
 
 
-_MAX_FP = 12
+_MAX_FP: Final = 12
 
 
 def _judge(tokens: Iterator[_Tok], quote: str) -> str | None:
@@ -1408,8 +1414,8 @@ def _statement(stmt: str, n: int, kind: str, text: str, prev: str) -> bool | Non
     return False
 
 
-_GENERIC = _RULES["generic"]
-_NO_BACKSLASH = _GENERIC._replace(backslash=False)
+_GENERIC: Final = _RULES["generic"]
+_NO_BACKSLASH: Final = _GENERIC._replace(backslash=False)
 
 
 def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
@@ -1452,8 +1458,8 @@ def _is_sqli_slow(value: str) -> str | None:
 # not an ASCII letter or "_" into a space, split, and look the words up in a set. The same
 # upper-casing as the lexer keeps the two consistent.
 
-_SPLIT_TABLE = bytes(c if (65 <= c <= 90 or c == 95) else 32 for c in range(256))
-_TRIGGER_WORDS = frozenset(
+_SPLIT_TABLE: Final = bytes(c if (65 <= c <= 90 or c == 95) else 32 for c in range(256))
+_TRIGGER_WORDS: Final = frozenset(
     w.encode()
     for w in (
         {
@@ -1463,8 +1469,8 @@ _TRIGGER_WORDS = frozenset(
         | _STATEMENTS
     )
 )
-_FUNC_CHARS = _WORD_CHARS | {"."}
-_FUNC_WORDS = frozenset(
+_FUNC_CHARS: Final = _WORD_CHARS | {"."}
+_FUNC_WORDS: Final = frozenset(
     w.encode() for name in _SQL_FUNCTIONS for w in name.upper().translate(_SPLIT_TABLE).split()
 )
 
@@ -1498,7 +1504,7 @@ def _may_be_sqli(value: str) -> bool:
 
 
 # Words that can follow an operand (such as a closed string literal) in valid SQL.
-_AFTER_OPERAND_WORDS = (
+_AFTER_OPERAND_WORDS: Final = (
     _LOGIC_WORDS | _WORD_OPS | _UNIONS | _CLAUSES | _STATEMENTS | {"IF", "BEGIN", "DIV", "MOD"}
 )
 
@@ -1597,7 +1603,7 @@ def _trigger_parts() -> tuple[str, str]:
 
 
 _ANYWHERE, _KEYWORD = _trigger_parts()
-TRIGGER = rf"{_ANYWHERE}|{_KEYWORD}(?:[^a-zA-Z_]|$)"
+TRIGGER: Final = rf"{_ANYWHERE}|{_KEYWORD}(?:[^a-zA-Z_]|$)"
 # The same test in the line form the engine scans (see bastion.waf.operators.Detector): from a
 # hit to the end of its line, where a keyword may also end.
-TRIGGER_LINE = rf"(?:{_ANYWHERE})[^\n]*$|{_KEYWORD}(?:[^a-zA-Z_\n][^\n]*)?$"
+TRIGGER_LINE: Final = rf"(?:{_ANYWHERE})[^\n]*$|{_KEYWORD}(?:[^a-zA-Z_\n][^\n]*)?$"

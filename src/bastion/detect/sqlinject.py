@@ -16,6 +16,7 @@ value that still breaks out (MySQL's backslash under quote doubling) is found th
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from typing import Final
 
 from bastion.detect.sql import (
     K_CLOSE,
@@ -38,12 +39,12 @@ from bastion.detect.sql import (
 
 __all__ = ["dialect_of", "injected"]
 
-_MIN_LENGTH = 2
+_MIN_LENGTH: Final = 2
 # Words a whitelisted value may be on its own: the direction of an ORDER BY.
-_DIRECTIONS = frozenset({"ASC", "DESC"})
+_DIRECTIONS: Final = frozenset({"ASC", "DESC"})
 # Characters that can move the end of a quoted token or comment from inside it.
-_BREAKERS = frozenset("'\"`\\$*/]\n")
-_ORDER_BY_REACH = 64  # tokens walked back to find the ORDER BY an item belongs to
+_BREAKERS: Final = frozenset("'\"`\\$*/]\n")
+_ORDER_BY_REACH: Final = 64  # tokens walked back to find the ORDER BY an item belongs to
 
 
 def injected(statement: str, param: str, dialect: str = "generic") -> bool:

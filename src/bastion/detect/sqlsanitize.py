@@ -11,6 +11,7 @@ statement.
 from __future__ import annotations
 
 import functools
+from typing import Final
 
 from bastion.detect.sql import (
     K_CLOSE,
@@ -30,7 +31,7 @@ from bastion.detect.sql import (
 
 __all__ = ["sanitize"]
 
-_DROPPED = frozenset({K_COMMENT, K_INLINE})
+_DROPPED: Final = frozenset({K_COMMENT, K_INLINE})
 
 
 def sanitize(statement: str, dialect: str = "generic") -> str:
@@ -49,7 +50,7 @@ def sanitize(statement: str, dialect: str = "generic") -> str:
 
 
 # The same statements run again and again (values go in parameters): sanitize each once.
-_CACHE_MAX_CHARS = 4096
+_CACHE_MAX_CHARS: Final = 4096
 
 
 @functools.lru_cache(maxsize=1024)

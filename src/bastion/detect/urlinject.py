@@ -17,42 +17,42 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import unquote
 
 from bastion.detect.pathinject import climbs_out, occurrences
 
 __all__ = ["Url", "injected", "parse", "risky_host"]
 
-SAFE_SCHEMES = frozenset({"http", "https"})
+SAFE_SCHEMES: Final = frozenset({"http", "https"})
 
 # Names that resolve to the address they spell (127.0.0.1.nip.io), or to loopback: the classic
 # ways to reach an internal address through a host name, and DNS-rebinding services.
-_ADDRESS_NAMES = (
+_ADDRESS_NAMES: Final = (
     "nip.io", "xip.io", "sslip.io", "nip.direct", "xip.name", "backname.io", "localtest.me",
     "lvh.me", "vcap.me", "fuf.me", "localh.st", "traefik.me", "localhost.direct", "1u.ms",
     "rbndr.us", "rebind.it", "rebind.network", "lock.cmpxchg8b.com",
 )
 # Out-of-band interaction services: a request there is an attacker probing for SSRF.
-_PROBE_NAMES = (
+_PROBE_NAMES: Final = (
     "burpcollaborator.net", "oastify.com", "oast.pro", "oast.live", "oast.site", "oast.online",
     "oast.fun", "oast.me", "interact.sh", "interactsh.com", "dnslog.cn", "ceye.io",
     "canarytokens.com",
 )
 # Cloud metadata services reached by name.
-_METADATA_NAMES = (
+_METADATA_NAMES: Final = (
     "metadata.google.internal", "metadata.goog", "metadata.tencentyun.com",
     "metadata.packet.net", "metadata.platformequinix.com", "instance-data.ec2.internal",
 )
 # Suffixes that only exist on private networks (RFC 6762, RFC 8375, Kubernetes, common LANs).
-_INTERNAL_SUFFIXES = (
+_INTERNAL_SUFFIXES: Final = (
     "localhost", "local", "localdomain", "internal", "intranet", "lan", "home.arpa", "svc",
     "corp", "private",
 )
-_LOOPBACK_NAMES = frozenset({"ip6-localhost", "ip6-loopback", "broadcasthost"})
-_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
-_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+_LOOPBACK_NAMES: Final = frozenset({"ip6-localhost", "ip6-loopback", "broadcasthost"})
+_DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+_GLOBAL_UNICAST: Final = ipaddress.IPv6Network("2000::/3")
+_HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 
 
 class Url(NamedTuple):

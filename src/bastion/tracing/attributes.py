@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
@@ -22,15 +22,15 @@ Attributes = dict[str, AttributeValue]
 
 # The methods the conventions name; any other is `_OTHER` (an attacker picks the method, and
 # the span name must not take every value they send).
-KNOWN_METHODS = frozenset(
+KNOWN_METHODS: Final = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
 
-ATTACK_EVENT = "bastion.attack"
-MAX_ATTACK_EVENTS = 32
+ATTACK_EVENT: Final = "bastion.attack"
+MAX_ATTACK_EVENTS: Final = 32
 """Span events for one request at most (its rules that fired, in order)."""
 
-_MAX_ORIGINAL_METHOD = 64
-_MAX_HOST = 255
+_MAX_ORIGINAL_METHOD: Final = 64
+_MAX_HOST: Final = 255
 
 
 def span_name(method: str, route: str | None) -> str:

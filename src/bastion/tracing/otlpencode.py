@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-_PACK_FIXED64 = struct.Struct("<Q").pack
-_PACK_FIXED32 = struct.Struct("<I").pack
-_PACK_DOUBLE = struct.Struct("<d").pack
+_PACK_FIXED64: Final = struct.Struct("<Q").pack
+_PACK_FIXED32: Final = struct.Struct("<I").pack
+_PACK_DOUBLE: Final = struct.Struct("<d").pack
 
 # The remote-parent bits of Span.flags and Link.flags (trace.proto, SpanFlags).
-_HAS_IS_REMOTE = 0x100
-_IS_REMOTE = 0x200
+_HAS_IS_REMOTE: Final = 0x100
+_IS_REMOTE: Final = 0x200
 
 
 def _varint(value: int) -> bytes:
@@ -67,9 +67,9 @@ def _any_value(value: object) -> bytes:
 
 # Encoded KeyValue fields by (field number, key, value): most attributes repeat from span to
 # span (the method, the route, the host, the user agent). Bounded; full, it starts over.
-_ENCODED: dict[tuple[int, str, object], bytes] = {}
-_ENCODED_MAX = 8192
-_CACHED_TYPES = (str, int, bool, float)
+_ENCODED: Final[dict[tuple[int, str, object], bytes]] = {}
+_ENCODED_MAX: Final = 8192
+_CACHED_TYPES: Final = (str, int, bool, float)
 
 
 def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
@@ -98,15 +98,15 @@ def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
 
 
 # Fixed-size fields start with the same bytes in every span: tag, then length.
-_TRACE_ID = b"\x0a\x10"  # field 1, 16 bytes
-_SPAN_ID = b"\x12\x08"  # field 2, 8 bytes
-_PARENT_ID = b"\x22\x08"  # field 4, 8 bytes
-_STATUS_UNSET = b"\x7a\x00"  # field 15, an empty Status
-_FLAGS_LOCAL = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
-_FLAGS_REMOTE = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
-_KINDS: dict[object, bytes] = {}  # SpanKind -> field 6 (proto kinds start at UNSPECIFIED)
-_NAMES: dict[str, bytes] = {}  # span name -> field 5; names repeat (a route, a statement)
-_NAMES_MAX = 4096
+_TRACE_ID: Final = b"\x0a\x10"  # field 1, 16 bytes
+_SPAN_ID: Final = b"\x12\x08"  # field 2, 8 bytes
+_PARENT_ID: Final = b"\x22\x08"  # field 4, 8 bytes
+_STATUS_UNSET: Final = b"\x7a\x00"  # field 15, an empty Status
+_FLAGS_LOCAL: Final = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
+_FLAGS_REMOTE: Final = b"\x85\x01" + _PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
+_KINDS: Final[dict[object, bytes]] = {}  # SpanKind -> field 6 (proto kinds start at UNSPECIFIED)
+_NAMES: Final[dict[str, bytes]] = {}  # span name -> field 5; names repeat (a route, a statement)
+_NAMES_MAX: Final = 4096
 
 
 def _span(span: ReadableSpan) -> bytes:

@@ -16,7 +16,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bastion.waf import gcclock
 from bastion.waf.document import Condition, Exclusion, KeyPath, Rule
@@ -31,16 +31,16 @@ from bastion.waf.verdicts import Fresh, Leaves
 if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
 
-DEFAULT_TIMEOUT_US = 5000
-_MAX_CLEAN_SINKS = 256  # sink calls remembered clean per request
-_BLOCKING = ("block_request", "redirect_request")
+DEFAULT_TIMEOUT_US: Final = 5000
+_MAX_CLEAN_SINKS: Final = 256  # sink calls remembered clean per request
+_BLOCKING: Final = ("block_request", "redirect_request")
 # Up to this many patterns that may match a value are searched one by one with RE2; above, a
 # Hyperscan scan of the value alone first tells which can (one scan costs a few RE2 searches).
-_RE2_FIRST = 4
+_RE2_FIRST: Final = 4
 
 Excluded = Mapping[int, list[tuple[str, KeyPath]]]
 _Filters = tuple[Set[int], Set[int], Excluded]
-_NO_FILTERS: _Filters = (frozenset(), frozenset(), {})
+_NO_FILTERS: Final[_Filters] = (frozenset(), frozenset(), {})
 
 
 @dataclass

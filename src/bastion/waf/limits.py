@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import cast, overload
+from typing import Final, cast, overload
 
 KeyPath = tuple[str | int, ...]
 
@@ -25,7 +25,7 @@ class Limits:
     max_container_depth: int = 20
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS: Final = Limits()
 
 
 def clean_text(text: str) -> str:
@@ -38,7 +38,7 @@ def clean_text(text: str) -> str:
 
 # The surrogate range, written as code points: a compiled build (setup.py) refuses them as
 # literals.
-_SURROGATES = (chr(0xD800), chr(0xDFFF))
+_SURROGATES: Final = (chr(0xD800), chr(0xDFFF))
 
 
 def scalar_text(value: object, limits: Limits) -> str | None:
@@ -360,7 +360,7 @@ def keys_of(value: object, limits: Limits) -> list[tuple[KeyPath, str]]:
 
 
 # Types that are never containers: the abstract-class checks are skipped for them.
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+_SCALARS: Final = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def walk_keys(

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from bastion.waf.patterns import Pattern, PatternError, compile_re2
 
@@ -222,7 +222,7 @@ class Detector(ValueOperator):
 
 
 # `is_shi` (shell injection in user input) is a Bastion extension of the ddwaf operators.
-_DETECTORS = {
+_DETECTORS: Final = {
     "is_sqli": "bastion.detect.sql",
     "is_xss": "bastion.detect.html",
     "is_shi": "bastion.detect.shell",
@@ -268,7 +268,7 @@ class ExploitDetector:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-EXPLOIT_DETECTORS = frozenset(
+EXPLOIT_DETECTORS: Final = frozenset(
     {"sqli_detector", "sqli_detector@v2", "lfi_detector", "lfi_detector@v2", "ssrf_detector",
      "shi_detector", "cmdi_detector"}
 )

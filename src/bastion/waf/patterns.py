@@ -20,16 +20,14 @@ import threading
 from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, count
-from operator import add
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import hyperscan
 import re2
 
-_RE2_MAX_MEM = 8 << 20
-_PREFILTER = hyperscan.HS_FLAG_PREFILTER
+_RE2_MAX_MEM: Final = 8 << 20
+_PREFILTER: Final = hyperscan.HS_FLAG_PREFILTER
 
 
 class PatternError(ValueError):
@@ -84,7 +82,7 @@ class Re2Program:
         return None if start < 0 else int(start)
 
 
-_UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
+_UNANCHORED: Final = re2._re2.RE2.Anchor.UNANCHORED
 
 
 @functools.lru_cache(maxsize=4096)
@@ -199,7 +197,7 @@ def _database_for(plain: Expressions, prefilter: bool = True) -> tuple[Any, set[
 # directory is private to the user (0700); set BASTION_PATTERN_CACHE=off to disable it, or to a
 # directory to move it.
 
-_MAGIC = b"BSTNHS1\n"
+_MAGIC: Final = b"BSTNHS1\n"
 
 
 def cache_directory() -> Path | None:
@@ -411,12 +409,17 @@ class PatternSet:
 
 # Rounds of looking again past the lines found so far before `lines_to_check` settles for
 # "every later line": each round costs a scan, each line a scan of its value alone.
-_NARROWING_ROUNDS = 4
+_NARROWING_ROUNDS: Final = 4
 
 
 def line_starts(data: bytes) -> list[int]:
     """Offsets where the lines of `data` start."""
-    return list(map(add, accumulate(map(len, data.split(b"\n")), initial=0), count()))[:-1]
+    starts = [0]
+    at = data.find(b"\n")
+    while at >= 0:
+        starts.append(at + 1)
+        at = data.find(b"\n", at + 1)
+    return starts
 
 
 class LineScanner:

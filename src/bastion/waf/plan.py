@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import ne
+from typing import Final
 
 from bastion.waf.document import KeyPath, Rule, Target
 from bastion.waf.limits import (
@@ -38,7 +39,7 @@ from bastion.waf.verdicts import CleanParts, Leaves
 
 # An address joins a scan group when neither it nor the group would scan more than this many
 # times the patterns of its own: scanning costs by pattern and by byte, a call costs by call.
-_GROUP_GROWTH = 1.2
+_GROUP_GROWTH: Final = 1.2
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ def _unknown(
 
 
 # The key paths of a scalar address's one value.
-_SCALAR_PATHS: Sequence[KeyPath] = ((),)
+_SCALAR_PATHS: Final[Sequence[KeyPath]] = ((),)
 
 
 class AddressView:

@@ -13,12 +13,13 @@ import functools
 import html
 import unicodedata
 from collections.abc import Callable, Sequence
+from typing import Final
 from urllib.parse import unquote
 
 Transformer = Callable[[str], str]
 
-_HEX = "0123456789abcdefABCDEF"
-_OCTAL_DIGITS = frozenset("01234567")
+_HEX: Final = "0123456789abcdefABCDEF"
+_OCTAL_DIGITS: Final = frozenset("01234567")
 
 
 def lowercase(value: str) -> str:
@@ -33,6 +34,8 @@ def _url_decode(value: str, iis: bool) -> str:
     if "%" not in value:
         return value.replace("+", " ") if "+" in value else value
     if not (iis and ("%u" in value or "%U" in value)):
+        if value.isascii():
+            return _percent_decode_ascii(value.replace("+", " "))
         return unquote(value.replace("+", " "), errors="replace")
     out: list[str] = []
     raw = bytearray()
@@ -64,6 +67,26 @@ def _url_decode(value: str, iis: bool) -> str:
         i += 1
     flush()
     return "".join(out)
+
+
+# "%xx" escapes by their two hex digits, as urllib.parse decodes them.
+_HEX_BYTES: Final = {f"{a}{b}".encode(): bytes([int(a + b, 16)]) for a in _HEX for b in _HEX}
+
+
+def _percent_decode_ascii(value: str) -> str:
+    """`unquote(value, errors="replace")` for an ASCII value, without urllib's per-call
+    regular expression split: bytes by whole-piece operations, then one UTF-8 decoding."""
+    pieces = value.encode("ascii").split(b"%")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        byte = _HEX_BYTES.get(piece[:2])
+        if byte is None:
+            out.append(b"%")
+            out.append(piece)
+        else:
+            out.append(byte)
+            out.append(piece[2:])
+    return b"".join(out).decode("utf-8", "replace")
 
 
 def url_decode(value: str) -> str:
@@ -101,7 +124,7 @@ def normalize_path_win(value: str) -> str:
     return normalize_path(value.replace("\\", "/"))
 
 
-_CMD_LINE_TABLE = str.maketrans(
+_CMD_LINE_TABLE: Final = str.maketrans(
     {"\\": None, '"': None, "'": None, "^": None, ",": " ", ";": " ", "\t": " ", "\r": " ",
      "\n": " ", "\f": " ", "\v": " "}
 )
@@ -276,7 +299,7 @@ def url_querystring(value: str) -> str:
     return head.split("?", 1)[1] if "?" in head else ""
 
 
-TRANSFORMERS: dict[str, Transformer] = {
+TRANSFORMERS: Final[dict[str, Transformer]] = {
     "lowercase": lowercase,
     "remove_nulls": remove_nulls,
     "removeNulls": remove_nulls,
@@ -311,7 +334,7 @@ TRANSFORMERS: dict[str, Transformer] = {
 }
 
 # Not string functions: they choose whether keys or values of a container are inspected.
-SELECTORS = frozenset({"keys_only", "values_only"})
+SELECTORS: Final = frozenset({"keys_only", "values_only"})
 
 
 # Whether a transformer may change a text: a cheap test that errs only towards "yes". Each test
@@ -361,7 +384,7 @@ def _always(text: str) -> bool:
     return True
 
 
-_MAY_CHANGE: dict[Transformer, Callable[[str], bool]] = {
+_MAY_CHANGE: Final[dict[Transformer, Callable[[str], bool]]] = {
     lowercase: _has_upper,
     remove_nulls: _has_null,
     url_decode: _has_percent_or_plus,
@@ -396,7 +419,7 @@ def _bulk_unicode_normalize(text: str) -> str | None:
     return text if text.isascii() else None
 
 
-_BULK: dict[Transformer, Callable[[str], str | None]] = {
+_BULK: Final[dict[Transformer, Callable[[str], str | None]]] = {
     url_decode: _bulk_url_decode,
     url_decode_iis: _bulk_url_decode,
     lowercase: _bulk_lowercase,
