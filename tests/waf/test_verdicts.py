@@ -64,10 +64,29 @@ def test_a_part_that_met_one_condition_of_two_is_not_remembered() -> None:
     assert fired(ruleset, {HEADERS: {"x-a": "alpha", "x-b": "beta"}}) == ["r1"]
 
 
-def test_nothing_is_remembered_from_a_run_that_matched() -> None:
+def test_an_attack_leaves_the_other_parameters_of_its_address_remembered() -> None:
     ruleset = load_ruleset({"version": "2.2", "rules": [regex_rule("r1", QUERY, "evil")]})
-    assert fired(ruleset, {QUERY: {"q": ["evil"], "page": ["2"]}}) == ["r1"]
-    assert len(ruleset.clean_parts) == 0
+    query = {"page": ["2"], "q": ["evil"]}
+    assert fired(ruleset, {QUERY: query}) == ["r1"]
+    assert len(ruleset.clean_parts) == 1  # page=2, looked at before q matched; not q
+    assert fired(ruleset, {QUERY: query}) == ["r1"]
+    assert fired(ruleset, {QUERY: query | {"q": ["fine"]}}) == []
+    # Looked at after the match, a parameter is not known clean: it is looked at again.
+    assert fired(ruleset, {QUERY: {"q": ["evil"], "next": ["evil"]}}) == ["r1"]
+    assert fired(ruleset, {QUERY: {"q": ["fine"], "next": ["evil"]}}) == ["r1"]
+
+
+def test_parameters_a_matched_detector_did_not_reach_are_not_remembered() -> None:
+    """The detector stopped at the first injection: the second, in a parameter it never
+    looked at, must still be seen when it comes alone."""
+    rule = {"id": "det", "name": "det", "tags": {"type": "sqli", "category": "attack_attempt"},
+            "conditions": [{"operator": "is_sqli",
+                            "parameters": {"inputs": [{"address": QUERY}]}}]}
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    injection = "1' OR '1'='1"
+    query = {"a": [injection], "b": [injection], "c": ["shoes"]}
+    assert fired(ruleset, {QUERY: query}) == ["det"]
+    assert fired(ruleset, {QUERY: query | {"a": ["boots"]}}) == ["det"]
 
 
 def test_an_attack_in_one_address_leaves_the_others_remembered() -> None:
@@ -90,7 +109,7 @@ def test_values_a_matched_condition_no_longer_looked_at_are_not_remembered() -> 
     injection = "1' OR '1'='1"
     attack = {QUERY: {"q": [injection]}, HEADERS: {"x-id": injection, "accept": "text/html"}}
     assert fired(ruleset, attack) == ["det"]
-    assert len(ruleset.clean_parts) == 0
+    assert len(ruleset.clean_parts) == 1  # "accept: text/html", which no detector needs
     assert fired(ruleset, {QUERY: {"q": ["shoes"]}, HEADERS: attack[HEADERS]}) == ["det"]
 
 

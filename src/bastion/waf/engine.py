@@ -133,8 +133,11 @@ class WafContext:
         # detectors look for, until the parameters change (see `quiet_sink`).
         self._sink_needles: dict[str, tuple[str, ...]] = {}
         # Addresses of this run whose values were not all looked at by every rule condition
-        # that reads them, or that some condition matched (see `_remember_clean`).
+        # that reads them, or that some condition matched (see `_remember_clean`); for a
+        # mapping, the names of the entries that hold such values, when each value's entry
+        # is known (`_implicate`).
         self._unsettled: set[str] = set()
+        self._implicated: dict[str, set[object]] = {}
 
     @property
     def addresses(self) -> Mapping[str, object]:
@@ -161,6 +164,7 @@ class WafContext:
             self._param_texts = {}
         filters: _Filters | None = None
         self._unsettled.clear()
+        self._implicated.clear()
         fresh: list[Fresh] = []
         leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
         clock = self._gc = gcclock.start()  # collections are not the rules' time
@@ -200,15 +204,19 @@ class WafContext:
         """After a run where every rule looked at every part and none matched a value, the
         parts it read are known clean (verdicts.py). Matches on whole addresses (`exists`,
         the exploit checks) read the store, not the parts: a request with a Content-Length
-        header is still remembered. When a value matched, the addresses that no pattern hit
+        header is still remembered. When a value matched, the parts that no pattern hit
         and whose values every value operator saw to the end without a match are as clean as
-        in a run that found nothing: an attack in the query leaves the headers remembered."""
+        in a run that found nothing: an attack in the query leaves the headers remembered,
+        and the query's other parameters too."""
         if result.timeout or result.error or any(filters):
             return
         if not self._ruleset.value_slots.isdisjoint(self._matches):
-            unsettled = self._unsettled
-            fresh = [part for part in fresh if part[0] not in unsettled]
-            leaves = [known for known in leaves if known.address not in unsettled]
+            unsettled, implicated = self._unsettled, self._implicated
+            fresh = _settled_parts(fresh, unsettled, implicated)
+            leaves = [
+                known for known in leaves
+                if known.address not in unsettled and known.address not in implicated
+            ]
         memory = self._ruleset.clean_parts
         try:
             if fresh:
@@ -393,7 +401,8 @@ class WafContext:
                 lines = group.patterns.lines_to_check(data, hits)
                 found += _candidates(views, group_views, lines, ranks)
         if found:
-            self._unsettled.update(entry[2].plan.address for entry in found)
+            for _, index, view, lane, _, _ in found:
+                self._implicate(view, lane.variant, (index,))
             found.sort(key=lambda entry: (entry[0], entry[1]))
             self._record_patterns(found, bypass, excluded, deadline)
 
@@ -449,6 +458,23 @@ class WafContext:
                 operator.name, operator.operator_value, lane.address, key_path, raw, highlight,
             )
 
+    def _implicate(self, view: AddressView, variant: int, indexes: Iterable[int]) -> None:
+        """Values of `view` (of `variant`) this run does not prove clean: their entries, by
+        the first key of their paths, or the whole address when one has no key."""
+        address = view.plan.address
+        if address in self._unsettled:
+            return
+        paths = view.paths[view.plan.kinds[variant]]
+        names = self._implicated.get(address)
+        for index in indexes:
+            path = paths[index]
+            if not path:
+                self._unsettled.add(address)
+                return
+            if names is None:
+                names = self._implicated[address] = set()
+            names.add(path[0])
+
     @staticmethod
     def _is_excluded(excluded: Excluded, rule: int, address: str, key_path: KeyPath) -> bool:
         if not excluded:
@@ -497,7 +523,7 @@ class WafContext:
                         and (ref.rule, ref.condition) not in matches
                     ]
                     if len(waiting) != len(refs):  # some condition does not look here
-                        self._unsettled.add(plan.address)
+                        self._implicate(view, lane.variant, indexes)
                         if not waiting:
                             continue
                     refs = waiting
@@ -572,13 +598,13 @@ class WafContext:
 
     def _evaluate(
         self, view: AddressView, lane: Lane, operator: ValueOperator, refs: list[ConditionRef],
-        indexes: Iterable[int], filtered: bool, excluded: Excluded,
+        indexes: Sequence[int], filtered: bool, excluded: Excluded,
     ) -> None:
         """Run one value operator over some values of a lane until all `refs` matched."""
         matches, address = self._matches, lane.address
         kind = view.plan.kinds[lane.variant]
         texts, paths, raws = view.texts[lane.variant], view.paths[kind], view.raws[kind]
-        for index in indexes:
+        for position, index in enumerate(indexes):
             text = texts[index]
             if filtered:
                 key_path = paths[index]
@@ -598,7 +624,8 @@ class WafContext:
                 continue
             if highlight is None:
                 continue
-            self._unsettled.add(address)
+            # This value matched; the conditions it satisfied look no further.
+            self._implicate(view, lane.variant, indexes[position:])
             key_path = paths[index]
             for ref in waiting:
                 matches[(ref.rule, ref.condition)] = _Match(
@@ -714,6 +741,28 @@ class WafContext:
             result.actions.setdefault(action.type, dict(action.parameters))
 
 
+def _settled_parts(
+    fresh: list[Fresh], unsettled: Set[str], implicated: dict[str, set[object]]
+) -> list[Fresh]:
+    """The parts of `fresh` a run with a value match still proves clean: not of an unsettled
+    address, and for a mapping, its entries whose names no matched or unexamined value has."""
+    kept: list[Fresh] = []
+    for address, part in fresh:
+        if address in unsettled:
+            continue
+        names = implicated.get(address)
+        if names is None:
+            kept.append((address, part))
+        elif type(part) is not str:  # entries (name, text) or (name, (texts...))
+            entries = [
+                entry for entry in part
+                if type(entry) is tuple and entry and entry[0] not in names
+            ]
+            if entries:
+                kept.append((address, entries))
+    return kept
+
+
 def _add(
     reported: list[dict[tuple[int, int], set[int]] | None], position: int,
     groups: list[tuple[int, int]], index: int,
@@ -748,8 +797,10 @@ def _candidates(
         text = view.text_of(owner)
         place = views.index(view)
         for position, lane in enumerate(view.plan.lanes):
+            if lane.pattern_ids.isdisjoint(patterns):
+                continue
             relevant = patterns & lane.pattern_ids
-            if relevant and view.shows(lane.variant, owner):
+            if view.shows(lane.variant, owner):
                 found.append(
                     ((ranks[lane.transformers], place, position), owner[1], view, lane, text,
                      relevant)
