@@ -15,7 +15,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from itertools import accumulate, chain
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
 from bastion.waf import gcclock
@@ -788,7 +788,9 @@ def _candidates(
     When a condition matches several values, the first recorded is reported: lanes go chain
     by chain, in the order the run first meets each chain (see `_chain_ranks`), then in the
     order of the run's addresses and their lanes; values in order within a lane."""
-    firsts = list(accumulate((view.line_count() for view in group[:-1]), initial=0))
+    firsts = [0]
+    for view in group[:-1]:
+        firsts.append(firsts[-1] + view.line_count())
     found = []
     for line, patterns in lines.items():
         number = bisect_right(firsts, line) - 1
@@ -834,7 +836,9 @@ def _keyed_candidates(
 def _chain_ranks(views: list[AddressView]) -> dict[tuple[str, ...], int]:
     """Transformer chains in the order the run first meets them among lanes that have
     patterns or detector triggers and values to read."""
-    met = dict.fromkeys(chain.from_iterable(
-        view.plan.chain_sequence[bool(view.raws[0]) + 2 * bool(view.raws[1])] for view in views
-    ))
-    return {transformers: rank for rank, transformers in enumerate(met)}
+    ranks: dict[tuple[str, ...], int] = {}
+    for view in views:
+        for transformers in view.plan.chain_sequence[bool(view.raws[0]) + 2 * bool(view.raws[1])]:
+            if transformers not in ranks:
+                ranks[transformers] = len(ranks)
+    return ranks
