@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bastion.waf import load_ruleset
 from bastion.waf.verdicts import CleanParts
 
@@ -209,3 +212,32 @@ def test_texts_under_a_key_some_rule_reads_by_path_are_never_left_out() -> None:
     # and "admin" met elsewhere, then under the key: the key's texts are always looked at
     assert fired(ruleset, {BODY: {"note": {"text": "admin"}}}) == []
     assert fired(ruleset, {BODY: {"role": "admin"}}) == ["role"]
+
+
+_VALUES = ("shoes", "42", "O'Brien", "café au lait", "1' OR '1'='1", "<script>alert(1)</script>",
+           "../../../etc/passwd", "; cat /etc/passwd", "${jndi:ldap://x.example/a}",
+           "1 UNION SELECT password FROM users--", "price desc")
+_COOKIE = "server.request.cookies"
+_BUNDLED = (load_ruleset(), load_ruleset())
+_BUNDLED[1].clean_parts = CleanParts(0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(
+    st.tuples(
+        st.dictionaries(st.sampled_from("abc"), st.sampled_from(_VALUES), min_size=1),
+        st.dictionaries(st.sampled_from(("session", "theme")), st.sampled_from(_VALUES)),
+    ),
+    min_size=2, max_size=6,
+))
+def test_remembering_never_changes_what_fires(requests: list[tuple[dict[str, str], dict[str, str]]],
+                                              ) -> None:
+    """Request after request, attacks and clean values mixed in the same query: the bundled
+    rules fire exactly as they do without any memory."""
+    remembering, forgetful = _BUNDLED
+    remembering.clean_parts = CleanParts()
+    for query, cookies in requests:
+        addresses: dict[str, Any] = {QUERY: {k: [v] for k, v in query.items()}}
+        if cookies:
+            addresses[_COOKIE] = {k: [v] for k, v in cookies.items()}
+        assert fired(remembering, addresses) == fired(forgetful, addresses)

@@ -7,9 +7,9 @@ parts are remembered whole (a scalar address, or one entry of a {name: text} or 
 mapping): their verdict depends on nothing else. Nested values (a JSON body) are remembered
 text by text (`Leaves`), except under a key some rule reads by key path. A part is remembered
 only from a run with no active exclusion, no timeout and no error, where every rule looked at
-every value of its address and none matched one (the engine's `_remember_clean`: an attack in
-the query leaves the headers remembered); matches on whole addresses (`exists`, the exploit
-checks) read the store, not the parts, and do not count.
+it and none matched it (the engine's `_remember_clean`: an attack in one query parameter
+leaves the headers and the other parameters remembered); matches on whole addresses
+(`exists`, the exploit checks) read the store, not the parts, and do not count.
 
 Verdicts belong to one Ruleset: a rule or data update makes a new Ruleset and an empty memory.
 Deny-list data only ever expires, so a part clean under it stays clean. The memory is bounded by
