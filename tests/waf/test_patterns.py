@@ -126,3 +126,12 @@ def test_lines_to_check_cover_every_line_that_matches_alone(matching: list[int])
     found = patterns.lines_to_check(data, patterns.locate(data))
     assert {line for line, hit in found.items() if 0 in hit} >= set(matching)
     assert all(0 in hit and lines[line] in ("evil", "ok") for line, hit in found.items())
+
+
+def test_lines_to_check_narrows_a_pattern_only_re2_runs() -> None:
+    """RE2 reports where a match starts: a match at the very start of a value must count
+    for that value, so that looking on from the next one makes progress."""
+    patterns = PatternSet([Pattern(r"evil\b{1}")])  # Hyperscan refuses a repeated \b
+    lines = ["x", "evil", "y", "evil", "z", "w"]
+    data = "\n".join(lines).encode()
+    assert set(patterns.lines_to_check(data, patterns.locate(data))) == {1, 3}

@@ -53,7 +53,8 @@ class WafResult:
 
     @property
     def blocking(self) -> bool:
-        return any(kind in self.actions for kind in _BLOCKING)
+        actions = self.actions
+        return "block_request" in actions or "redirect_request" in actions  # _BLOCKING
 
 
 @dataclass
@@ -701,7 +702,7 @@ class WafContext:
                 continue
             self._fired.add(rule_index)
             on_match = ruleset.on_match[rule_index]
-            result.events.append(self._event(ruleset.rules[rule_index], on_match))
+            result.events.append(self._event(rule_index, ruleset.rules[rule_index], on_match))
             if rule_index not in monitor:
                 self._collect_actions(result, on_match)
 
@@ -717,8 +718,7 @@ class WafContext:
                 return False
         return True
 
-    def _event(self, rule: Rule, on_match: tuple[str, ...]) -> dict[str, Any]:
-        rule_index = self._ruleset.index[rule.id]
+    def _event(self, rule_index: int, rule: Rule, on_match: tuple[str, ...]) -> dict[str, Any]:
         return {
             "rule": {
                 "id": rule.id,

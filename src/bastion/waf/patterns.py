@@ -331,8 +331,8 @@ class PatternSet:
         """For each pattern with a match in `data` (many values joined by newlines, encoded)
         from offset `start` on, an offset no match that lies within one value ends before:
         where its first reported match ends (Hyperscan; see the engine for an end-of-line
-        anchor, reported one byte late) or where its leftmost match starts (RE2). Values
-        wholly before that offset need no look for that pattern."""
+        anchor, reported one byte late) or one past where its leftmost match starts (RE2).
+        Values wholly before that offset need no look for that pattern."""
         hits: dict[int, int] = {}
         if self._database is not None:
             self._database.scan(
@@ -344,7 +344,7 @@ class PatternSet:
         for index, program in self._re2_joined:
             found = program.start_in(data, start)
             if found is not None:
-                hits[index] = found
+                hits[index] = found + 1
         return hits
 
     def lines_to_check(self, data: bytes, hits: dict[int, int]) -> dict[int, set[int]]:
