@@ -111,7 +111,7 @@ def _collect_ends(
 def _hs_flags(pattern: Pattern) -> int:
     # One event per pattern and scan at most: a hostile value full of matches costs no more
     # Python callbacks than a value with one.
-    flags = (
+    flags: int = (
         hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY | hyperscan.HS_FLAG_MULTILINE
     )
     if not pattern.case_sensitive:
