@@ -53,8 +53,7 @@ class WafResult:
 
     @property
     def blocking(self) -> bool:
-        actions = self.actions
-        return "block_request" in actions or "redirect_request" in actions  # _BLOCKING
+        return not self.actions.keys().isdisjoint(_BLOCKING)
 
 
 @dataclass

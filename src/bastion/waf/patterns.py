@@ -356,24 +356,17 @@ class PatternSet:
         scan."""
         starts = line_starts(data)
         last = len(starts) - 1
-        # An end-of-line anchor is seen with the newline after it: a match that ends there
-        # may be reported one byte late, after a longer one.
-        firsts = {
-            pattern: bisect_right(starts, max(offset - 1, 0)) - 1
-            for pattern, offset in hits.items()
-        }
-        if sum(last - line for line in firsts.values()) <= _DIRECT_LINES:
+        pending = _lines_of(starts, hits)
+        if sum(last - line for line in pending.values()) <= _DIRECT_LINES:
             taken: dict[int, set[int]] = {}
-            for pattern, first in firsts.items():
+            for pattern, first in pending.items():
                 for line in range(first, last + 1):
                     taken.setdefault(line, set()).add(pattern)
             return taken
         lines: dict[int, set[int]] = {}
         frontier: dict[int, int] = {}
-        pending = hits
         for _ in range(_NARROWING_ROUNDS):
-            for pattern, offset in pending.items():
-                line = bisect_right(starts, max(offset - 1, 0)) - 1
+            for pattern, line in pending.items():
                 if line > frontier.get(pattern, -1):
                     frontier[pattern] = line
                     lines.setdefault(line, set()).add(pattern)
@@ -381,7 +374,8 @@ class PatternSet:
             if following >= len(starts):
                 return lines
             found = self.locate(data, starts[following])
-            pending = {pattern: offset for pattern, offset in found.items() if pattern in frontier}
+            pending = _lines_of(
+                starts, {pattern: end for pattern, end in found.items() if pattern in frontier})
             if not pending:
                 return lines
         for pattern in pending:
@@ -425,6 +419,15 @@ class PatternSet:
 _NARROWING_ROUNDS: Final = 4
 # Lines past the first found, over all patterns, that `lines_to_check` takes without a scan.
 _DIRECT_LINES: Final = 2
+
+
+def _lines_of(starts: list[int], offsets: dict[int, int]) -> dict[int, int]:
+    """For each pattern, the line its `locate` offset falls in. An end-of-line anchor is seen
+    with the newline after it: a match that ends there may be reported one byte late."""
+    return {
+        pattern: bisect_right(starts, max(offset - 1, 0)) - 1
+        for pattern, offset in offsets.items()
+    }
 
 
 def line_starts(data: bytes) -> list[int]:
