@@ -26,7 +26,7 @@ from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, Valu
 from bastion.waf.patterns import PatternSet, compile_re2
 from bastion.waf.plan import AddressView, ConditionRef, Lane, Plan
 from bastion.waf.transformers import make_chain
-from bastion.waf.verdicts import Fresh, Leaves
+from bastion.waf.verdicts import Fresh, Leaves, settled_parts
 
 if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
@@ -212,7 +212,7 @@ class WafContext:
             return
         if not self._ruleset.value_slots.isdisjoint(self._matches):
             unsettled, implicated = self._unsettled, self._implicated
-            fresh = _settled_parts(fresh, unsettled, implicated)
+            fresh = settled_parts(fresh, unsettled, implicated)
             leaves = [
                 known for known in leaves
                 if known.address not in unsettled and known.address not in implicated
@@ -738,28 +738,6 @@ class WafContext:
             if action.type in _BLOCKING and result.blocking:
                 continue  # the first blocking action wins
             result.actions.setdefault(action.type, dict(action.parameters))
-
-
-def _settled_parts(
-    fresh: list[Fresh], unsettled: Set[str], implicated: dict[str, set[object]]
-) -> list[Fresh]:
-    """The parts of `fresh` a run with a value match still proves clean: not of an unsettled
-    address, and for a mapping, its entries whose names no matched or unexamined value has."""
-    kept: list[Fresh] = []
-    for address, part in fresh:
-        if address in unsettled:
-            continue
-        names = implicated.get(address)
-        if names is None:
-            kept.append((address, part))
-        elif type(part) is not str:  # entries (name, text) or (name, (texts...))
-            entries = [
-                entry for entry in part
-                if type(entry) is tuple and entry and entry[0] not in names
-            ]
-            if entries:
-                kept.append((address, entries))
-    return kept
 
 
 def _add(

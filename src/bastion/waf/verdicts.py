@@ -19,7 +19,7 @@ speed-up, never memory or correctness.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping, Set
 from typing import Final
 
 # What one run may remember: (address, its text) for a scalar address, or (address, entries)
@@ -139,6 +139,29 @@ class CleanParts:
         """Full, the memory starts over (see the module's docstring)."""
         if self._size + added > self._capacity:
             self._seen, self._leaves, self._size = {}, {}, 0
+
+
+def settled_parts(
+    fresh: list[Fresh], unsettled: Set[str], implicated: Mapping[str, Set[object]]
+) -> list[Fresh]:
+    """The parts of `fresh` a run with a value match still proves clean (the engine's
+    `_remember_clean`): none of an `unsettled` address, and of a mapping whose entry names
+    are `implicated`, its other entries."""
+    kept: list[Fresh] = []
+    for address, part in fresh:
+        if address in unsettled:
+            continue
+        names = implicated.get(address)
+        if names is None:
+            kept.append((address, part))
+        elif type(part) is not str:  # entries (name, text) or (name, (texts...))
+            entries = [
+                entry for entry in part
+                if type(entry) is tuple and entry and entry[0] not in names
+            ]
+            if entries:
+                kept.append((address, entries))
+    return kept
 
 
 def _size(entry: Hashable) -> int:
