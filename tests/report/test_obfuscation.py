@@ -166,6 +166,24 @@ def _first_parameter(event: dict[str, object]) -> dict[str, object]:
     return redacted["triggers"][0]["rule_matches"][0]["parameters"][0]  # type: ignore[no-any-return]
 
 
+_PARAMETER_TEXTS = st.sampled_from([
+    "1' OR 1=1--", "<script>alert(1)</script>", AWS_KEY, f"x {JWT} y", "4111 1111 1111 1111",
+    "mail alice@example.com", "plain words", ""])
+
+
+@given(st.lists(st.one_of(st.sampled_from(["q", "password", "items", "api_key", "page"]),
+                          st.integers(0, 3)), max_size=3),
+       _PARAMETER_TEXTS, st.lists(_PARAMETER_TEXTS, max_size=3))
+def test_one_parameter_is_redacted_as_in_a_whole_event(
+        key_path: list[object], value: str, highlights: list[str]) -> None:
+    # Span events redact only the matched parameters they show (redacted_parameter), the
+    # event log whole events: a secret must go in both the same way.
+    matched = parameter(key_path, value, *highlights)
+    kept = copy.deepcopy(matched)
+    assert OBFUSCATOR.redacted_parameter(matched) == _first_parameter(make_event([matched]))
+    assert matched == kept
+
+
 def test_highlights_that_show_a_secret_go_entirely() -> None:
     value = "mail alice@example.com <script>alert(1)</script>"
     result = _first_parameter(

@@ -20,7 +20,7 @@ Named groups give the value pattern a few powers a regex alone lacks:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus, urlsplit, urlunsplit
@@ -296,6 +296,18 @@ class Obfuscator:
                         self._redact_parameter(parameter)
         return redacted
 
+    def redacted_parameter(self, parameter: Mapping[str, Any]) -> dict[str, Any]:
+        """A redacted copy of one matched parameter of a rule match (address, key_path,
+        value, highlight), as `redact_event` leaves it: what a span event shows, without
+        copying and walking a whole event."""
+        copied = dict(parameter)
+        for name in ("key_path", "highlight"):
+            listed = copied.get(name)
+            if isinstance(listed, list | tuple):  # as redact_event's copy: lists
+                copied[name] = list(listed)
+        self._redact_parameter(copied)
+        return copied
+
     def _spans(self, text: str) -> list[tuple[int, int]]:
         """Where the value pattern finds confirmed secrets in `text`, merged and in order."""
         if self._value_test is None or not text:
@@ -402,11 +414,12 @@ class Obfuscator:
         if not isinstance(highlights, list):
             return
         hidden = [0] * (len(text) + 1)  # hidden[i]: redacted characters before position i
-        for start, end in spans:
-            for i in range(start, end):
-                hidden[i + 1] = 1
-        for i in range(len(text)):
-            hidden[i + 1] += hidden[i]
+        if spans:  # else all zeros: no need to walk a value of up to MAX_TEXT_CHARS
+            for start, end in spans:
+                for i in range(start, end):
+                    hidden[i + 1] = 1
+            for i in range(len(text)):
+                hidden[i + 1] += hidden[i]
         parameter["highlight"] = [
             self._redact_highlight(h, text, spans, hidden) if isinstance(h, str) else h
             for h in highlights

@@ -167,17 +167,26 @@ def _span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def encode(spans: Iterable[ReadableSpan]) -> bytes:
-    """An ExportTraceServiceRequest holding `spans`, grouped by resource and scope."""
+def span_message(span: ReadableSpan) -> bytes:
+    """One ended span as an OTLP `Span` message (what `request_body` groups and frames)."""
+    return _span(span)
+
+
+def scope_key(span: ReadableSpan) -> tuple[str, str]:
+    """The instrumentation scope a span is grouped under: (name, version)."""
+    scope = span.instrumentation_scope
+    return (scope.name, scope.version or "") if scope is not None else ("", "")
+
+
+def request_body(items: Iterable[tuple[Any, tuple[str, str], bytes]]) -> bytes:
+    """An ExportTraceServiceRequest of encoded spans, each given with its resource and scope
+    key (`span_message`, `scope_key`), grouped by resource and scope in order of arrival."""
     by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[bytes]]]] = {}
-    for span in spans:
-        resource = span.resource
+    for resource, key, message in items:
         entry = by_resource.get(id(resource))
         if entry is None:
             entry = by_resource[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope
-        key = (scope.name, scope.version or "") if scope is not None else ("", "")
-        entry[1].setdefault(key, []).append(_span(span))
+        entry[1].setdefault(key, []).append(message)
     out = []
     for resource, scopes in by_resource.values():
         body = _field(1, _attributes(1, resource.attributes))
@@ -187,3 +196,8 @@ def encode(spans: Iterable[ReadableSpan]) -> bytes:
             body += _field(2, scope_body)
         out.append(_field(1, body))
     return b"".join(out)
+
+
+def encode(spans: Iterable[ReadableSpan]) -> bytes:
+    """An ExportTraceServiceRequest holding `spans`, grouped by resource and scope."""
+    return request_body((span.resource, scope_key(span), _span(span)) for span in spans)

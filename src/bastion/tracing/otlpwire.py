@@ -54,6 +54,13 @@ class OTLPHTTPExporter(SpanExporter):
         except Exception as exc:  # a span we cannot write is dropped, said once per cause
             logger.warning("bastion: spans not exported (encoding failed): %r", exc)
             return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if self.send(body) else SpanExportResult.FAILURE
+
+    def send(self, body: bytes) -> bool:
+        """Post one encoded ExportTraceServiceRequest; False (counted, said now and then)
+        when the collector did not take it."""
+        if self._closed:
+            return False
         with self._lock:
             try:
                 connection = self._connect()
@@ -69,8 +76,7 @@ class OTLPHTTPExporter(SpanExporter):
             if self.dropped_batches == 1 or self.dropped_batches % 100 == 0:
                 logger.warning("bastion: the collector did not take %d batch(es) of spans; "
                                "they were dropped", self.dropped_batches)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        return ok
 
     def _reset(self) -> None:
         if self._connection is not None:

@@ -16,22 +16,20 @@ OpenTelemetry would refuse its own.
   only to `BASTION_OTLP_ENDPOINT`, and without it to nothing. Every span there is a
   `LightSpan` (lightspan.py), a fraction of an SDK span's cost.
 
-Export goes through a `BatchSpanProcessor`: a bounded queue (spans beyond it are dropped, not
-waited for) and a daemon thread that sends batches with a short timeout, so a dead or slow
-collector costs a request nothing but a queue append.
+Export goes through `EncodingBatchProcessor` (batching.py): each span is encoded as it ends
+into a bounded queue (spans beyond it are dropped, not waited for), and a daemon thread sends
+batches with a short timeout, so a dead or slow collector costs a request nothing but that.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, Tracer, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bastion import __version__
 from bastion.config import Settings
@@ -73,16 +71,15 @@ def traces_url(endpoint: str) -> str:
 def exporting_processor(
     endpoint: str, *, queue_size: int = QUEUE_SIZE, batch_size: int = BATCH_SIZE,
     timeout_s: float = EXPORT_TIMEOUT_S,
-) -> BatchSpanProcessor:
-    """Batched OTLP/HTTP (protobuf) export to `endpoint`, off the request path, written by
-    our own encoder (otlpwire.py: a third of the SDK encoder's cost, same bytes)."""
+) -> SpanProcessor:
+    """Batched OTLP/HTTP (protobuf) export to `endpoint`, off the request path but for each
+    span's encoding (batching.py), written by our own encoder (otlpencode.py: a third of the
+    SDK encoder's cost, same bytes)."""
+    from bastion.tracing.batching import EncodingBatchProcessor
     from bastion.tracing.otlpwire import OTLPHTTPExporter
 
-    _quiet_queue_full()
     exporter = OTLPHTTPExporter(traces_url(endpoint), timeout_s=timeout_s)
-    return BatchSpanProcessor(exporter, max_queue_size=queue_size,
-                              max_export_batch_size=min(batch_size, queue_size),
-                              export_timeout_millis=timeout_s * 1000)
+    return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size)
 
 
 def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeline:
@@ -129,27 +126,3 @@ def _new_provider(settings: Settings, keeper: AttackKeeper) -> TracerProvider:
     # Set before any tracer exists: every tracer of this provider gets the wrapped sampler.
     provider.sampler = KeepAttacksSampler(provider.sampler, keeper)
     return provider
-
-
-class _OncePerMinute(logging.Filter):
-    """The SDK logs "Queue full" for every span a full export queue drops, on the request's
-    thread: with a dead collector under load, once a minute is enough."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._next = 0.0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Queue full"):
-            return True
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + 60.0
-        return True
-
-
-def _quiet_queue_full() -> None:
-    sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
-    if not any(isinstance(f, _OncePerMinute) for f in sdk_logger.filters):
-        sdk_logger.addFilter(_OncePerMinute())

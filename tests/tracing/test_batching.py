@@ -1,0 +1,105 @@
+"""The export processor: spans encoded as they end, posted in batches to a real OTLP receiver
+(decoded with opentelemetry-proto), bounded when the collector does not keep up."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from bastion.tracing.batching import EncodingBatchProcessor
+from bastion.tracing.otlpwire import OTLPHTTPExporter
+from bastion.tracing.provider import traces_url
+from tests.tracing.otlp import OTLPReceiver
+
+
+def processor(receiver: OTLPReceiver, *, queue_size: int = 64, batch_size: int = 4,
+              delay_s: float = 60.0, timeout_s: float = 5.0) -> EncodingBatchProcessor:
+    exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=timeout_s)
+    return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
+                                  schedule_delay_s=delay_s)
+
+
+def provider(batching: EncodingBatchProcessor, service: str = "shop",
+             **options: object) -> TracerProvider:
+    made = TracerProvider(resource=Resource.create({"service.name": service}),
+                          **options)  # type: ignore[arg-type]
+    made.add_span_processor(batching)
+    return made
+
+
+def end_spans(made: TracerProvider, names: list[str], scope: str = "bastion") -> None:
+    tracer = made.get_tracer(scope, "1.0")
+    for name in names:
+        tracer.start_span(name).end()
+
+
+def test_spans_arrive_once_in_order_grouped_by_resource_and_scope(
+        receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=3)
+    web, api = provider(batching, "web"), provider(batching, "api")
+    end_spans(web, ["a", "b"])
+    end_spans(api, ["c"], scope="app")
+    end_spans(web, ["d", "e"], scope="app")
+    assert batching.force_flush()
+
+    received = receiver.wait_for(lambda spans: len(spans) == 5)
+    assert [span.span.name for span in received] == ["a", "b", "c", "d", "e"]
+    assert [(span.resource["service.name"], span.scope) for span in received] == [
+        ("web", "bastion"), ("web", "bastion"), ("api", "app"), ("web", "app"), ("web", "app")]
+    assert len({span.span_id for span in received}) == 5
+
+
+def test_a_full_batch_goes_without_waiting_for_the_delay(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=4, delay_s=60.0)
+    end_spans(provider(batching), ["1", "2", "3", "4", "5"])
+    received = receiver.wait_for(lambda spans: len(spans) >= 4, timeout=10.0)
+    assert [span.span.name for span in received] == ["1", "2", "3", "4"]  # "5" waits
+    time.sleep(0.2)
+    assert len(receiver.spans()) == 4
+
+
+def test_a_partial_batch_goes_when_the_delay_passes(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=100, delay_s=0.2)
+    end_spans(provider(batching), ["lonely"])
+    [received] = receiver.wait_for(lambda spans: len(spans) == 1, timeout=10.0)
+    assert received.span.name == "lonely"
+
+
+def test_unsampled_spans_are_not_sent(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver)
+    end_spans(provider(batching, sampler=ALWAYS_OFF), ["dropped by the sampler"])
+    end_spans(provider(batching), ["sampled"])
+    assert batching.force_flush()
+    assert [span.span.name for span in receiver.wait_for(lambda spans: len(spans) >= 1)] == [
+        "sampled"]
+
+
+def test_a_full_queue_drops_the_oldest_and_says_so_once(
+        receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    batching = processor(receiver, queue_size=4, batch_size=4, timeout_s=60.0)
+    made = provider(batching)
+    receiver.stall()
+    end_spans(made, ["0", "1", "2", "3"])  # a full batch: its post now hangs
+    receiver.wait_for(lambda spans: len(spans) == 4)
+    with caplog.at_level(logging.WARNING, logger="bastion"):
+        end_spans(made, [str(i) for i in range(4, 20)])
+    assert batching.dropped == 12  # 16 spans for 4 places
+    assert sum("export queue is full" in r.getMessage() for r in caplog.records) == 1
+    receiver.release()
+    assert batching.force_flush()
+    names = [span.span.name for span in receiver.spans()]
+    assert names == ["0", "1", "2", "3", "16", "17", "18", "19"]  # the newest were kept
+
+
+def test_shutdown_sends_what_is_queued_and_takes_no_more(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=50)
+    made = provider(batching)
+    end_spans(made, ["queued"])
+    batching.shutdown()
+    end_spans(made, ["too late"])
+    assert [span.span.name for span in receiver.spans()] == ["queued"]
