@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
@@ -65,36 +65,53 @@ def _any_value(value: object) -> bytes:
     return _field(1, str(value).encode("utf-8", "replace"))
 
 
-# Encoded KeyValue fields by (field number, key, value): most attributes repeat from span to
-# span (the method, the route, the host, the user agent). Bounded; full, it starts over.
-_ENCODED: Final[dict[tuple[int, str, object], bytes]] = {}
-_ENCODED_MAX: Final = 8192
-_CACHED_TYPES: Final = (str, int, bool, float)
+# Encoded KeyValue fields, by field number, then key, then value: most attributes repeat from
+# span to span (the method, the route, the host, the user agent). A key's values are bounded
+# apart from the others': a key whose values never repeat (a query string, a statement) only
+# starts its own memory over, and costs the others nothing.
+_ENCODED: Final[dict[int, dict[str, dict[object, bytes]]]] = {}
+_VALUES_PER_KEY: Final = 256
+_KEYS_MAX: Final = 1024
+_MAX_CACHED_CHARS: Final = 256
 
 
 def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
     """Repeated KeyValue under field `number`."""
     if not attributes:
         return b""
-    encoded = _ENCODED
+    by_key = _ENCODED.get(number)
+    if by_key is None:
+        by_key = _ENCODED[number] = {}
     parts = []
     for key, value in attributes.items():
-        cacheable = type(value) in _CACHED_TYPES and (type(value) is not str or len(value) < 256)
-        if cacheable:
-            # bool is an int and 1 == True: the type is part of the key
-            slot = (number, key, (type(value), value))
-            found = encoded.get(slot)
-            if found is not None:
-                parts.append(found)
-                continue
-        field = _field(number, _field(1, key.encode("utf-8", "replace"))
-                       + _field(2, _any_value(value)))
-        if cacheable:
-            if len(encoded) >= _ENCODED_MAX:
-                encoded.clear()
-            encoded[slot] = field
-        parts.append(field)
+        kind = type(value)
+        slot: object = None
+        if kind is str:
+            if len(cast(str, value)) < _MAX_CACHED_CHARS:
+                slot = value
+        elif kind is int or kind is bool or kind is float:
+            slot = (kind, value)  # 1 == True == 1.0: the type is part of the slot
+        if slot is None:
+            parts.append(_key_value(number, key, value))
+            continue
+        values = by_key.get(key)
+        if values is None:
+            if len(by_key) >= _KEYS_MAX:
+                by_key.clear()
+            values = by_key[key] = {}
+        found = values.get(slot)
+        if found is None:
+            found = _key_value(number, key, value)
+            if len(values) >= _VALUES_PER_KEY:
+                values.clear()
+            values[slot] = found
+        parts.append(found)
     return b"".join(parts)
+
+
+def _key_value(number: int, key: str, value: object) -> bytes:
+    return _field(number, _field(1, key.encode("utf-8", "replace"))
+                  + _field(2, _any_value(value)))
 
 
 # Fixed-size fields start with the same bytes in every span: tag, then length.
