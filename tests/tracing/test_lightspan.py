@@ -10,12 +10,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from bastion import tracing
 from bastion.tracing.lightspan import MAX_ATTRIBUTES, LightSpan, LightTracer
 from bastion.tracing.otlpencode import encode
 from bastion.tracing.provider import Pipeline, resolve
+from bastion.tracing.sampling import KeepAttacksSampler
 from tests.tracing.apps import flask_app, get, protection
 from tests.tracing.conftest import AppTracing
 
@@ -186,3 +188,50 @@ def test_events_past_the_limit_are_counted_as_events(tmp_path: Path) -> None:
     ended = only(exported)
     assert len(ended.events) == MAX_EVENTS
     assert (ended.dropped_events, ended.dropped_attributes) == (2, 0)
+
+
+PARENTS = [
+    None,
+    *(SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=remote,
+                  trace_flags=TraceFlags(flags), trace_state=TraceState([("vendor", "a1")]))
+      for remote in (True, False) for flags in (0, TraceFlags.SAMPLED)),
+]
+
+
+@pytest.mark.parametrize("every_span", [True, False])
+@pytest.mark.parametrize("held", [True, False])
+@pytest.mark.parametrize("parent", PARENTS)
+def test_the_default_samplers_shortcut_decides_as_the_sampler_does(
+        tmp_path: Path, parent: SpanContext | None, held: bool, every_span: bool) -> None:
+    pipeline, _ = own_pipeline(tmp_path)
+    tracer = pipeline.tracer
+    assert isinstance(tracer, LightTracer) and isinstance(tracer.sampler, KeepAttacksSampler)
+    sampler = KeepAttacksSampler(tracer.sampler.base, tracer.sampler.keeper,
+                                 every_span=every_span)
+    tracer.sampler = sampler
+    assert tracer._fast_keeper is sampler  # OTEL_TRACES_SAMPLER unset: the shortcut is taken
+    context = None if parent is None else trace.set_span_in_context(
+        trace.NonRecordingSpan(parent))
+    span_context = trace.get_current_span(context).get_span_context()
+    trace_id = parent.trace_id if parent is not None else 0x1234
+    if held:
+        sampler.keeper.hold(trace.NonRecordingSpan(SpanContext(trace_id, 0x99, False)))
+    attributes = {"http.request.method": "GET"}
+
+    shortcut = tracer._decide(context, span_context, trace_id, "GET", SpanKind.SERVER,
+                              attributes, ())
+    full = sampler.should_sample(context, trace_id, "GET", SpanKind.SERVER, attributes, ())
+    assert shortcut[0] is full.decision
+    assert dict(shortcut[1] or {}) == dict(full.attributes)
+    assert shortcut[2] == full.trace_state
+
+
+def test_another_sampler_is_asked_for_every_span(tmp_path: Path) -> None:
+    pipeline, exported = own_pipeline(tmp_path)
+    tracer = pipeline.tracer
+    assert isinstance(tracer, LightTracer) and isinstance(tracer.sampler, KeepAttacksSampler)
+    tracer.sampler = KeepAttacksSampler(ParentBased(ALWAYS_OFF), tracer.sampler.keeper)
+    assert tracer._fast_keeper is None
+    tracer.sampler = ALWAYS_OFF
+    tracer.start_span("dropped").end()
+    assert exported.get_finished_spans() == ()

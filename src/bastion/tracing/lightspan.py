@@ -33,9 +33,26 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace.sampling import Decision
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    _ParentBasedAlwaysOn,
+)
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.util.types import Attributes, AttributeValue
+
+from bastion.tracing.sampling import KeepAttacksSampler
 
 logger = logging.getLogger("bastion")
 
@@ -47,6 +64,8 @@ MAX_LINKS = 128
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_RANDOM_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_RANDOM_NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)
 _SCALARS = (str, bool, int, float)
 
@@ -67,6 +86,7 @@ class LightTracer(trace.Tracer):
     """A tracer making `LightSpan`s, configured by the SDK tracer it wraps."""
 
     def __init__(self, sdk: Tracer) -> None:
+        self._fast_keeper: KeepAttacksSampler | None = None
         self.sampler = sdk.sampler
         self.span_processor = sdk.span_processor
         self._ids = sdk.id_generator
@@ -74,6 +94,36 @@ class LightTracer(trace.Tracer):
         self._resource = sdk.resource
         self._scope = sdk._instrumentation_scope  # no public accessor
         self._enabled = getattr(sdk, "_is_enabled", None)
+
+    @property
+    def sampler(self) -> Sampler:
+        return self._sampler
+
+    @sampler.setter
+    def sampler(self, sampler: Sampler) -> None:
+        self._sampler = sampler
+        # OpenTelemetry's default sampler (parent-based, always on) under Bastion's keeper of
+        # attacks decides from the parent's flags alone: start_span then decides the same
+        # without its three calls and a SamplingResult per span.
+        self._fast_keeper = (sampler if isinstance(sampler, KeepAttacksSampler)
+                             and _is_default_parent_based(sampler.base) else None)
+
+    def _decide(self, context: otel_context.Context | None, parent: SpanContext,
+                trace_id: int, name: str, kind: SpanKind, attributes: Attributes,
+                links: Sequence[Link]) -> tuple[Decision, Attributes, TraceState | None]:
+        """The sampler's decision, attributes and trace state for a new span."""
+        keeper = self._fast_keeper
+        if keeper is None:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes,
+                                                 links)
+            return result.decision, result.attributes, result.trace_state
+        if not parent.is_valid:
+            return Decision.RECORD_AND_SAMPLE, attributes, None
+        if parent.trace_flags.sampled:
+            return Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state
+        if keeper.every_span or keeper.keeper.holds(trace_id):
+            return Decision.RECORD_ONLY, attributes, parent.trace_state
+        return Decision.DROP, None, parent.trace_state
 
     def start_span(
         self,
@@ -98,16 +148,19 @@ class LightTracer(trace.Tracer):
             random_id = self._random_ids
             parent_context = None
         links = links or ()
-        decision = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = _SAMPLED if decision.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if random_id:
-            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        decision, span_attributes, trace_state = self._decide(
+            context, parent, trace_id, name, kind, attributes, links)
+        if decision is Decision.RECORD_AND_SAMPLE:
+            flags = _RANDOM_SAMPLED if random_id else _SAMPLED
+        else:
+            flags = _RANDOM_NOT_SAMPLED if random_id else _NOT_SAMPLED
         span_context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
-                                   trace_flags=flags, trace_state=decision.trace_state)
-        if decision.decision is Decision.DROP:
+                                   trace_flags=flags, trace_state=trace_state)
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
-        span = LightSpan(name, span_context, parent_context, kind, dict(decision.attributes),
-                         self, record_exception, set_status_on_exception)
+        span = LightSpan(name, span_context, parent_context, kind,
+                         dict(span_attributes) if span_attributes else {}, self,
+                         record_exception, set_status_on_exception)
         for link in links[:MAX_LINKS]:
             span.add_link(link.context, link.attributes)
         if start_time is not None:
@@ -267,6 +320,16 @@ class LightSpan(trace.Span, ReadableSpan):
 
     def __repr__(self) -> str:
         return f'LightSpan(name="{self._name}", context={self._context})'
+
+
+def _is_default_parent_based(sampler: Sampler) -> bool:
+    """Whether `sampler` is OpenTelemetry's default: parent-based, always on at the root,
+    following a parent's sampled flag (`OTEL_TRACES_SAMPLER` unset)."""
+    return type(sampler) in (ParentBased, _ParentBasedAlwaysOn) and all(
+        getattr(sampler, name, None) is decision for name, decision in (
+            ("_root", ALWAYS_ON), ("_remote_parent_sampled", ALWAYS_ON),
+            ("_remote_parent_not_sampled", ALWAYS_OFF), ("_local_parent_sampled", ALWAYS_ON),
+            ("_local_parent_not_sampled", ALWAYS_OFF)))
 
 
 def _attribute_value(value: object) -> AttributeValue | None:
