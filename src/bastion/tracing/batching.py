@@ -25,7 +25,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from bastion.tracing.otlpencode import request_body, scope_key, span_message
+from bastion.tracing.otlpencode import queued, request_body
 from bastion.tracing.otlpwire import OTLPHTTPExporter
 
 logger = logging.getLogger("bastion")
@@ -76,7 +76,7 @@ class EncodingBatchProcessor(SpanProcessor):
         if self._closed or context is None or not context.trace_flags.sampled:
             return
         try:
-            queued = (span.resource, scope_key(span), span_message(span))
+            item = queued(span)
         except Exception as exc:  # a span we cannot write is lost, the request goes on
             if not self._encoding_said:
                 self._encoding_said = True
@@ -86,7 +86,7 @@ class EncodingBatchProcessor(SpanProcessor):
         queue = self._queue
         if len(queue) >= self._queue_size:
             self._say_dropped()
-        queue.append(queued)  # full, the deque lets its oldest go
+        queue.append(item)  # full, the deque lets its oldest go
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 

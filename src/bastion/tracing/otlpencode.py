@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode, TraceFlags, TraceState
+
+from bastion.tracing.lightspan import LightSpan
 
 _PACK_FIXED64: Final = struct.Struct("<Q").pack
 _PACK_FIXED32: Final = struct.Struct("<I").pack
@@ -126,21 +128,56 @@ _NAMES: Final[dict[str, bytes]] = {}  # span name -> field 5; names repeat (a ro
 _NAMES_MAX: Final = 4096
 
 
+def _tuple_layout_holds() -> bool:
+    """Whether a SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags,
+    trace_state, ...) that opentelemetry-api makes it: then its fields are read by index, not
+    through a property call each."""
+    try:
+        made = SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(1),
+                           trace_state=TraceState([("k", "v")]))
+        return isinstance(made, tuple) and made[:4] == (1, 2, True, 1) and (
+            made[4] is made.trace_state)
+    except Exception:
+        return False
+
+
+_BY_INDEX: Final = _tuple_layout_holds()
+
+
+def _ids_of(context: SpanContext) -> tuple[int, int, bool, int, TraceState | None]:
+    if _BY_INDEX:
+        fields: Any = context
+        return fields[0], fields[1], fields[2], fields[3], fields[4]
+    return (context.trace_id, context.span_id, context.is_remote, context.trace_flags,
+            context.trace_state)
+
+
 def _span(span: ReadableSpan) -> bytes:
-    context = span.context
+    if type(span) is LightSpan:
+        # Bastion's own span: its fields read directly. The SDK's properties are a Python
+        # call each (and copy the attributes, events and links), 15 for every span.
+        light: Any = span
+        context, parent, name, kind = light._context, light._parent, light._name, light._kind
+        start_time, end_time, status = light._start_time, light._end_time, light._status
+        attributes, events, links = light._values, light._events, light._links
+        dropped_attributes, dropped_events = light._dropped_attributes, light._dropped_events
+    else:
+        context, parent, name, kind = span.context, span.parent, span.name, span.kind
+        start_time, end_time, status = span.start_time, span.end_time, span.status
+        attributes, events, links = span.attributes, span.events, span.links
+        dropped_attributes, dropped_events = span.dropped_attributes, span.dropped_events
     assert context is not None  # a span the SDK hands over always has one
-    parts = [_TRACE_ID, context.trace_id.to_bytes(16, "big"),
-             _SPAN_ID, context.span_id.to_bytes(8, "big")]
-    if context.trace_state:
-        parts.append(_text(3, context.trace_state.to_header()))
+    trace_id, span_id, _, _, trace_state = _ids_of(context)
+    parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
+    if trace_state:
+        parts.append(_text(3, trace_state.to_header()))
     flags = _FLAGS_LOCAL  # as the SDK's encoder writes it: the remote bits only
-    parent = span.parent
     if parent is not None:
+        _, parent_id, remote, _, _ = _ids_of(parent)
         parts.append(_PARENT_ID)
-        parts.append(parent.span_id.to_bytes(8, "big"))
-        if parent.is_remote:
+        parts.append(parent_id.to_bytes(8, "big"))
+        if remote:
             flags = _FLAGS_REMOTE
-    name = span.name
     encoded_name = _NAMES.get(name)
     if encoded_name is None:
         encoded_name = _text(5, name)
@@ -149,29 +186,27 @@ def _span(span: ReadableSpan) -> bytes:
                 _NAMES.clear()
             _NAMES[name] = encoded_name
     parts.append(encoded_name)
-    kind = span.kind
     encoded_kind = _KINDS.get(kind)
     if encoded_kind is None:
         encoded_kind = _KINDS[kind] = b"\x30" + _varint(kind.value + 1)
     parts.append(encoded_kind)
-    parts.append(b"\x39" + _PACK_FIXED64(span.start_time or 0))
-    parts.append(b"\x41" + _PACK_FIXED64(span.end_time or 0))
-    parts.append(_attributes(9, span.attributes))
-    if span.dropped_attributes:
-        parts.append(b"\x50" + _varint(span.dropped_attributes))
-    for event in span.events:
+    parts.append(b"\x39" + _PACK_FIXED64(start_time or 0))
+    parts.append(b"\x41" + _PACK_FIXED64(end_time or 0))
+    parts.append(_attributes(9, attributes))
+    if dropped_attributes:
+        parts.append(b"\x50" + _varint(dropped_attributes))
+    for event in events:
         body = b"\x09" + _PACK_FIXED64(event.timestamp) + _text(2, event.name)
         parts.append(_field(11, body + _attributes(3, event.attributes)))
-    if span.dropped_events:
-        parts.append(b"\x60" + _varint(span.dropped_events))
-    for link in span.links:
+    if dropped_events:
+        parts.append(b"\x60" + _varint(dropped_events))
+    for link in links:
         linked = link.context
         link_flags = _HAS_IS_REMOTE | (_IS_REMOTE if linked.is_remote else 0)
         body = (_field(1, linked.trace_id.to_bytes(16, "big"))
                 + _field(2, linked.span_id.to_bytes(8, "big"))
                 + _attributes(4, link.attributes) + b"\x35" + _PACK_FIXED32(link_flags))
         parts.append(_field(13, body))
-    status = span.status
     description = status.description
     if status.status_code is StatusCode.UNSET and not description:
         parts.append(_STATUS_UNSET)
@@ -184,20 +219,20 @@ def _span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def span_message(span: ReadableSpan) -> bytes:
-    """One ended span as an OTLP `Span` message (what `request_body` groups and frames)."""
-    return _span(span)
-
-
-def scope_key(span: ReadableSpan) -> tuple[str, str]:
-    """The instrumentation scope a span is grouped under: (name, version)."""
-    scope = span.instrumentation_scope
-    return (scope.name, scope.version or "") if scope is not None else ("", "")
+def queued(span: ReadableSpan) -> tuple[Any, tuple[str, str], bytes]:
+    """What `request_body` takes for one span: its resource, scope key and message."""
+    if type(span) is LightSpan:
+        light: Any = span
+        resource, scope = light._resource, light._instrumentation_scope
+    else:
+        resource, scope = span.resource, span.instrumentation_scope
+    key = (scope.name, scope.version or "") if scope is not None else ("", "")
+    return resource, key, _span(span)
 
 
 def request_body(items: Iterable[tuple[Any, tuple[str, str], bytes]]) -> bytes:
     """An ExportTraceServiceRequest of encoded spans, each given with its resource and scope
-    key (`span_message`, `scope_key`), grouped by resource and scope in order of arrival."""
+    key (`queued`), grouped by resource and scope in order of arrival."""
     by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[bytes]]]] = {}
     for resource, key, message in items:
         entry = by_resource.get(id(resource))
@@ -217,4 +252,4 @@ def request_body(items: Iterable[tuple[Any, tuple[str, str], bytes]]) -> bytes:
 
 def encode(spans: Iterable[ReadableSpan]) -> bytes:
     """An ExportTraceServiceRequest holding `spans`, grouped by resource and scope."""
-    return request_body((span.resource, scope_key(span), _span(span)) for span in spans)
+    return request_body(queued(span) for span in spans)
