@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from bastion.tracing.batching import EncodingBatchProcessor
 from bastion.tracing.otlpwire import OTLPHTTPExporter
-from bastion.tracing.provider import traces_url
+from bastion.tracing.provider import schedule_delay_s, traces_url
 from tests.tracing.otlp import OTLPReceiver
 
 
@@ -103,3 +103,18 @@ def test_shutdown_sends_what_is_queued_and_takes_no_more(receiver: OTLPReceiver)
     batching.shutdown()
     end_spans(made, ["too late"])
     assert [span.span.name for span in receiver.spans()] == ["queued"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, 5.0), ("100", 0.1), (" 2500 ", 2.5), ("0", 5.0), ("-3", 5.0), ("soon", 5.0)])
+def test_the_schedule_delay_comes_from_opentelemetrys_variable(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        value: str | None, expected: float) -> None:
+    if value is None:
+        monkeypatch.delenv("OTEL_BSP_SCHEDULE_DELAY", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", value)
+    with caplog.at_level(logging.WARNING, logger="bastion"):
+        assert schedule_delay_s() == expected
+    said = any("OTEL_BSP_SCHEDULE_DELAY" in r.getMessage() for r in caplog.records)
+    assert said == (value is not None and expected == 5.0)

@@ -30,9 +30,6 @@ from bastion.tracing.otlpwire import OTLPHTTPExporter
 
 logger = logging.getLogger("bastion")
 
-SCHEDULE_DELAY_S = 5.0
-"""The longest a span waits for its batch to fill (OpenTelemetry's default)."""
-
 _SAY_DROPS_EVERY_S = 60.0
 
 Queued = tuple[Any, tuple[str, str], bytes]  # resource, scope key, encoded span
@@ -40,10 +37,10 @@ Queued = tuple[Any, tuple[str, str], bytes]  # resource, scope key, encoded span
 
 class EncodingBatchProcessor(SpanProcessor):
     """Encodes sampled spans in `on_end`; a daemon thread posts them `batch_size` at a time
-    through `exporter`, or every SCHEDULE_DELAY_S."""
+    through `exporter`, and what is there every `schedule_delay_s`."""
 
     def __init__(self, exporter: OTLPHTTPExporter, *, queue_size: int, batch_size: int,
-                 schedule_delay_s: float = SCHEDULE_DELAY_S) -> None:
+                 schedule_delay_s: float) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
         self._exporter = exporter

@@ -24,6 +24,7 @@ batches with a short timeout, so a dead or slow collector costs a request nothin
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,9 @@ QUEUE_SIZE = 2048
 """Spans waiting for export at most; a full queue drops spans, it never blocks a request."""
 
 BATCH_SIZE = 512
+SCHEDULE_DELAY_S = 5.0
+"""The longest a span waits for its batch to fill (OpenTelemetry's default)."""
+
 EXPORT_TIMEOUT_S = 5.0
 """One export's deadline, retries included (OpenTelemetry's default is 10 s)."""
 
@@ -79,7 +83,25 @@ def exporting_processor(
     from bastion.tracing.otlpwire import OTLPHTTPExporter
 
     exporter = OTLPHTTPExporter(traces_url(endpoint), timeout_s=timeout_s)
-    return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size)
+    return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
+                                  schedule_delay_s=schedule_delay_s())
+
+
+def schedule_delay_s() -> float:
+    """How long a span waits at most for its batch: OpenTelemetry's `OTEL_BSP_SCHEDULE_DELAY`
+    (milliseconds), else 5 s. A value that is not a positive number is said and ignored."""
+    text = os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
+    if not text:
+        return SCHEDULE_DELAY_S
+    try:
+        delay_ms = float(text)
+    except ValueError:
+        delay_ms = -1.0
+    if not 0 < delay_ms < 86_400_000:
+        logger.warning("bastion: OTEL_BSP_SCHEDULE_DELAY=%r is not a delay in milliseconds; "
+                       "batches leave every %g s", text, SCHEDULE_DELAY_S)
+        return SCHEDULE_DELAY_S
+    return delay_ms / 1000
 
 
 def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeline:
