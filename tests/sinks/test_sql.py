@@ -9,6 +9,7 @@ turns that into a tautology, and a refused statement leaves every row in place.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,8 +331,9 @@ def test_psycopg2_cursor_factories_and_composed(protection: Protection,
 
 @pytest.mark.parametrize("driver", ["pymysql", "MySQLdb"])
 def test_mysql_dict_cursors_and_bytes_are_checked(protection: Protection, driver: str) -> None:
-    module = services.driver(driver)
-    dict_cursor = module.cursors.DictCursor
+    services.driver(driver)  # skips when the driver is not installed
+    # mysqlclient imports its cursors module only once a connection is made: import it here
+    dict_cursor = importlib.import_module(f"{driver}.cursors").DictCursor
     connection = services.connect_mariadb(driver, cursorclass=dict_cursor)
     table = services.table_name()
     try:
