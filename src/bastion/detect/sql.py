@@ -1419,21 +1419,26 @@ _NO_BACKSLASH: Final = _GENERIC._replace(backslash=False)
 
 
 def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
-    """The ways the value can sit in a query: bare, then after ' and after ".
+    """The ways the value can sit in a query: bare, after ', after " and after `.
 
     After a quote, the value first continues the string; if the string closes, the rest is
-    SQL. Both backslash conventions are tried when the value contains a backslash.
+    SQL. Both backslash conventions are tried when the value contains a backslash. The first
+    placement that flags the value ends the search, so the order decides only the evidence
+    shown, and the time taken: a value with an odd count of some quote cannot be whole
+    SQL as it stands, it is most often made to close that quote, and is tried that way first.
     """
-    if _bare_may_parse(value):
+    quoted = [q for q in ("'", '"', "`") if q in value]
+    breaks_out = any(value.count(q) % 2 for q in quoted)
+    if not breaks_out and _bare_may_parse(value):
         yield _lex(value, _GENERIC), ""
     has_bs = "\\" in value
-    for q in ("'", '"', "`"):
-        if q not in value:
-            continue
+    for q in quoted:
         for bs in (True, False) if has_bs else (False,):
             end, closed = _scan_quoted(value, 0, q, bs and q != "`")
             if closed and _quote_may_break(value, end):
                 yield _after_quote(value, end, _GENERIC if bs else _NO_BACKSLASH), q
+    if breaks_out and _bare_may_parse(value):
+        yield _lex(value, _GENERIC), ""
 
 
 def _after_quote(value: str, end: int, rules: _Rules) -> Iterator[_Tok]:
