@@ -211,6 +211,13 @@ def test_evidence_is_a_fingerprint() -> None:
     assert is_sqli("-1 union select 1,2") == "o1UE1,1"
 
 
+def test_evidence_shows_the_placement_the_value_was_made_for() -> None:
+    # Balanced quotes are string literals of a bare injection: its UNION shows, not the
+    # pieces between two quotes; an odd quote is there to close the application's string.
+    assert is_sqli("-1 union select concat(name,':',passwd) from users") == "o1UEf(n,s,n)"
+    assert is_sqli("7' union select passwd from users--") == "sUEnknc"
+
+
 @pytest.mark.parametrize(
     "value",
     [
