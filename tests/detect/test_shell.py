@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -195,3 +198,16 @@ def test_hostile_input_is_bounded() -> None:
         started = time.perf_counter()
         is_shi(value)
         assert time.perf_counter() - started < 1.0
+
+
+def test_the_evidence_of_a_glob_is_the_same_in_every_process() -> None:
+    # A glob can match several command names; the one named must not depend on the
+    # process's string hashing (PYTHONHASHSEED), or the same request reads differently.
+    value = "63'or (1,1)=(select count(0),concat(version(),floor(rand(0)*2))from t group by 2)--"
+    program = f"from bastion.detect.shell import is_shi; print(is_shi({value!r}))"
+    said = {
+        subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in range(6)
+    }
+    assert len(said) == 1 and "globbed command" in said.pop()

@@ -740,6 +740,11 @@ def _lookup(name: str) -> str | None:
     return None
 
 
+# The command names a glob is tried against, in a fixed order: the evidence names the first
+# that matches, the same in every process (a set's order changes with string hashing).
+_GLOB_NAMES: Final = tuple(sorted(name for name in _SEP_OK | _WEAK if len(name) >= 2))
+
+
 def _glob_command(word: str) -> str | None:
     """A globbed word (`/???/c?t`, `ca?`) that matches a command name."""
     text = word.lower()
@@ -747,8 +752,8 @@ def _glob_command(word: str) -> str | None:
     base = text[slash + 1:]
     if not base or all(ch in (_STAR, _QMARK) for ch in base):
         return None
-    for name in _SEP_OK | _WEAK:
-        if len(name) >= 2 and _glob_match(base, name):
+    for name in _GLOB_NAMES:
+        if _glob_match(base, name):
             return name
     return None
 
