@@ -41,6 +41,7 @@ COMPILED_MODULES = (
     "bastion.tracing.otlpencode",
     "bastion.tracing.attributes",
     "bastion.tracing.server",
+    "bastion.tracing.datastore",
 )
 
 

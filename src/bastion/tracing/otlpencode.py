@@ -135,8 +135,8 @@ def _tuple_layout_holds() -> bool:
     try:
         made = SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(1),
                            trace_state=TraceState([("k", "v")]))
-        return isinstance(made, tuple) and made[:4] == (1, 2, True, 1) and (
-            made[4] is made.trace_state)
+        state = made.trace_state  # read before isinstance narrows `made` to a plain tuple
+        return isinstance(made, tuple) and made[:4] == (1, 2, True, 1) and made[4] is state
     except Exception:
         return False
 
