@@ -68,6 +68,8 @@ _RANDOM_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _RANDOM_NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)
 _SCALARS = (str, bool, int, float)
+_SCALAR_TYPES = frozenset(_SCALARS)
+_SEQUENCE_TYPES = frozenset((tuple, list))  # the usual sequences, known without an ABC check
 
 _invalid_said = False
 
@@ -225,8 +227,15 @@ class LightSpan(trace.Span, ReadableSpan):
         return self._end_time is None
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        if self._end_time is not None:
+            return
+        values = self._values
         for key, value in attributes.items():
-            self.set_attribute(key, value)
+            # The usual value, a plain scalar, stored here; the rest checked by set_attribute.
+            if type(value) in _SCALAR_TYPES and (key in values or len(values) < MAX_ATTRIBUTES):
+                values[key] = value
+            else:
+                self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         if self._end_time is not None:
@@ -337,10 +346,12 @@ def _attribute_value(value: object) -> AttributeValue | None:
     or None when it takes no such value."""
     if isinstance(value, _SCALARS):
         return value
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
-        kinds = {type(item) for item in value if item is not None}
-        if len(kinds) <= 1 and kinds <= set(_SCALARS):
-            return tuple(value)
+    if type(value) in _SEQUENCE_TYPES or (
+            isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))):
+        items = cast(Sequence[Any], value)
+        kinds = {type(item) for item in items if item is not None}
+        if len(kinds) <= 1 and kinds <= _SCALAR_TYPES:
+            return tuple(items)
     return None
 
 

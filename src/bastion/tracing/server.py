@@ -138,7 +138,10 @@ class ServerSpan:
         now = (len(request.events), request.blocked is not None)
         if now == self._said or not span.is_recording():
             return
-        self._said = now
+        said, self._said = self._said, now
+        if said[0] and said[0] == now[0]:  # told before: only the block is new
+            span.set_attribute("bastion.blocked", now[1])
+            return
         span.set_attributes(attrs.security_attributes(request))
         new = request.events[said_events:attrs.MAX_ATTACK_EVENTS]
         for event in attrs.attack_events(request.protection.obfuscator, new):
