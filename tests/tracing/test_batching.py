@@ -118,3 +118,18 @@ def test_the_schedule_delay_comes_from_opentelemetrys_variable(
         assert schedule_delay_s() == expected
     said = any("OTEL_BSP_SCHEDULE_DELAY" in r.getMessage() for r in caplog.records)
     assert said == (value is not None and expected == 5.0)
+
+
+def test_a_flush_waits_for_a_stalled_post_no_longer_than_asked(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, queue_size=8, batch_size=2, timeout_s=60.0)
+    made = provider(batching)
+    receiver.stall()
+    end_spans(made, ["0", "1"])  # a full batch: its post hangs
+    receiver.wait_for(lambda spans: len(spans) == 2)
+    end_spans(made, ["2"])
+    started = time.monotonic()
+    assert not batching.force_flush(timeout_millis=300)
+    assert time.monotonic() - started < 5.0
+    receiver.release()
+    assert batching.force_flush()
+    assert [span.span.name for span in receiver.spans()] == ["0", "1", "2"]

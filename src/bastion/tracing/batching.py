@@ -3,9 +3,10 @@
 The SDK's `BatchSpanProcessor` keeps each ended span as an object until its batch is encoded,
 hundreds of requests later, when nothing of the span is in the CPU's caches any more; and its
 thread then takes the GIL for a whole batch in the middle of some request. Writing a span's
-bytes when it ends, while its fields are still hot, measured 15 us less per request with a
-server span and a database span (Flask, 2 cores): the thread that is left only frames and
-posts bytes. What waits in the queue is bytes, too, smaller than the span objects.
+bytes when it ends, while its fields are still hot, measured about 25 us less per request
+with a server span and a database span (Flask in one process, a kept-alive collector, 2
+cores): the thread that is left only frames and posts bytes. What waits in the queue is
+bytes, too, smaller than the span objects.
 
 Bounded: at most `queue_size` spans wait; when full, the oldest goes (the newest say more
 about now), counted and said once a minute. A dead or slow collector blocks only this thread,
@@ -102,10 +103,12 @@ class EncodingBatchProcessor(SpanProcessor):
             while self._send_batch(full_only=woken):
                 pass
 
-    def _send_batch(self, *, full_only: bool) -> bool:
+    def _send_batch(self, *, full_only: bool, wait_s: float = -1) -> bool:
         """Post the oldest batch; False when there was none to post (or, with `full_only`,
-        no full one)."""
-        with self._sending:
+        no full one), or when another post still held the line after `wait_s`."""
+        if not self._sending.acquire(timeout=wait_s):
+            return False
+        try:
             queue = self._queue
             if not queue or (full_only and len(queue) < self._batch_size):
                 return False
@@ -115,14 +118,18 @@ class EncodingBatchProcessor(SpanProcessor):
             except Exception as exc:  # never let the thread die: later batches still go
                 logger.warning("bastion: a batch of spans could not be sent: %r", exc)
             return True
+        finally:
+            self._sending.release()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Send everything queued now; False when the deadline came first."""
+        """Send everything queued now; False when the deadline came first (a post in
+        flight to a slow collector is waited for until then, not longer)."""
         deadline = time.monotonic() + timeout_millis / 1000
         while self._queue:
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            self._send_batch(full_only=False)
+            self._send_batch(full_only=False, wait_s=remaining)
         return True
 
     def shutdown(self) -> None:
