@@ -27,20 +27,14 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    Decision,
-    ParentBased,
-    Sampler,
-    _ParentBasedAlwaysOn,
-)
+from opentelemetry.sdk.trace import sampling as sdk_sampling
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler
 from opentelemetry.trace import (
     Link,
     SpanContext,
@@ -70,6 +64,10 @@ _UNSET = Status(StatusCode.UNSET)
 _SCALARS = (str, bool, int, float)
 _SCALAR_TYPES = frozenset(_SCALARS)
 _SEQUENCE_TYPES = frozenset((tuple, list))  # the usual sequences, known without an ABC check
+
+# The classes of OpenTelemetry's default sampler (the SDK makes it from a private subclass).
+_PARENT_BASED: Final = frozenset(
+    (ParentBased, getattr(sdk_sampling, "_ParentBasedAlwaysOn", ParentBased)))
 
 _invalid_said = False
 
@@ -334,7 +332,7 @@ class LightSpan(trace.Span, ReadableSpan):
 def _is_default_parent_based(sampler: Sampler) -> bool:
     """Whether `sampler` is OpenTelemetry's default: parent-based, always on at the root,
     following a parent's sampled flag (`OTEL_TRACES_SAMPLER` unset)."""
-    return type(sampler) in (ParentBased, _ParentBasedAlwaysOn) and all(
+    return type(sampler) in _PARENT_BASED and all(
         getattr(sampler, name, None) is decision for name, decision in (
             ("_root", ALWAYS_ON), ("_remote_parent_sampled", ALWAYS_ON),
             ("_remote_parent_not_sampled", ALWAYS_OFF), ("_local_parent_sampled", ALWAYS_ON),
