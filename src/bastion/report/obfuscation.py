@@ -122,6 +122,8 @@ DEFAULT_VALUE_PATTERN = "|".join(
 _URL_SPLITTING = frozenset("#\t\r\n")
 _MAX_REMEMBERED_NAMES = 1024
 _MAX_REMEMBERED_NAME = 64
+_MAX_REMEMBERED_TEXTS = 4096
+_MAX_REMEMBERED_TEXT = 512
 
 # Characters left as they are when a redacted URL part is percent-encoded again.
 _URL_SAFE = "/:@!$'()*,;~<>"
@@ -206,7 +208,7 @@ def _copy_tree(value: Any, depth: int = 0) -> Any:
 
 class Obfuscator:
     """Redacts secrets from events, URLs and free text; after construction it only keeps a
-    bounded memory of parameter names' verdicts.
+    bounded memory of parameter names' verdicts and of texts found clean.
 
     The key pattern is matched case-insensitively; the value pattern is compiled as written
     (the default one uses ``(?i:...)`` where case does not matter). ``None`` or an empty
@@ -229,6 +231,10 @@ class Obfuscator:
         self._blob_group = groups.get("blob")
         # Verdicts on names: the same few parameter names come on request after request.
         self._key_verdicts: dict[str, bool] = {}
+        # Texts the value pattern found no secret in: attacks repeat their payloads (a
+        # scanner, a flood), and each value and highlight of an event is read again for
+        # the span event and for the log. Only clean texts are kept: no secret stays here.
+        self._clean_texts: dict[str, None] = {}
 
     def is_sensitive_key(self, name: str) -> bool:
         """Whether a parameter or header called `name` must lose its whole value."""
@@ -310,14 +316,20 @@ class Obfuscator:
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
         """Where the value pattern finds confirmed secrets in `text`, merged and in order."""
-        if self._value_test is None or not text:
+        if self._value_test is None or not text or text in self._clean_texts:
             return []
+        checked = text
         try:
             found = self._value_test.search(text)
         except UnicodeEncodeError:  # lone surrogates (a JSON body can carry them): RE2 reads
             text = text.encode("utf-8", "replace").decode()  # UTF-8; same length, one "?" each
             found = self._value_test.search(text)
         if found is None:
+            if len(checked) <= _MAX_REMEMBERED_TEXT:
+                clean = self._clean_texts
+                if len(clean) >= _MAX_REMEMBERED_TEXTS:
+                    clean.clear()
+                clean[checked] = None
             return []
         spans: list[tuple[int, int]] = []
         for match in self._value.finditer(text):
