@@ -364,3 +364,13 @@ def test_the_memory_of_clean_texts_stays_bounded() -> None:
     obfuscator.redact_text("x" * 5000)  # too long to be remembered
     assert 0 < len(obfuscator._clean_texts) <= 4096
     assert "x" * 5000 not in obfuscator._clean_texts
+
+
+def test_a_text_clean_as_text_is_still_read_as_a_query() -> None:
+    obfuscator = Obfuscator()
+    for _ in range(2):
+        assert obfuscator.redact_text("session=abc") == "session=abc"
+        assert obfuscator.redact_query("session=abc") == "session=<redacted>"
+        assert obfuscator.redact_query("color=red") == "color=red"
+    assert "session=abc" not in obfuscator._clean_queries
+    assert "color=red" in obfuscator._clean_queries

@@ -269,3 +269,18 @@ def test_fastapis_own_server_span_is_enriched_when_bastion_runs_inside_it(
     assert "sql_injection" in attributes["bastion.rule.types"]
     assert attributes["client.address"] == "203.0.113.7"
     assert "hunter2" not in everything_said(span)
+
+
+def test_a_query_is_redacted_even_when_the_same_text_came_clean_as_a_user_agent(
+        tmp_path: Path, app_tracing: AppTracing) -> None:
+    # "session=abc" holds no secret as free text, but as a query its value is a session's.
+    guard = protection(tmp_path)
+    tracing.configure(guard.settings)
+    app = flask_app(guard)
+    get(app, "/item/1", headers={"User-Agent": "session=abc"})
+    get(app, "/item/2?session=abc", headers={"User-Agent": "probe/1.0"})
+
+    spans = [s for s in app_tracing.spans() if s.kind is SpanKind.SERVER]
+    assert [(s.attributes or {}).get("user_agent.original") for s in spans] == [
+        "session=abc", "probe/1.0"]
+    assert (spans[1].attributes or {})["url.query"] == "session=<redacted>"

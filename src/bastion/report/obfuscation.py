@@ -193,6 +193,14 @@ def _occurrences(needle: str, haystack: str) -> Iterator[int]:
         index = haystack.find(needle, index + 1)
 
 
+def _remember(clean: dict[str, None], text: str) -> None:
+    """Keep `text` in a memory of clean texts, if short enough; a full memory starts over."""
+    if len(text) <= _MAX_REMEMBERED_TEXT:
+        if len(clean) >= _MAX_REMEMBERED_TEXTS:
+            clean.clear()
+        clean[text] = None
+
+
 def _copy_tree(value: Any, depth: int = 0) -> Any:
     """A copy of the containers of a JSON-like tree; leaves are shared (they are not mutated)."""
     if isinstance(value, dict):
@@ -208,7 +216,7 @@ def _copy_tree(value: Any, depth: int = 0) -> Any:
 
 class Obfuscator:
     """Redacts secrets from events, URLs and free text; after construction it only keeps a
-    bounded memory of parameter names' verdicts and of texts found clean.
+    bounded memory of parameter names' verdicts and of texts and queries found clean.
 
     The key pattern is matched case-insensitively; the value pattern is compiled as written
     (the default one uses ``(?i:...)`` where case does not matter). ``None`` or an empty
@@ -231,10 +239,13 @@ class Obfuscator:
         self._blob_group = groups.get("blob")
         # Verdicts on names: the same few parameter names come on request after request.
         self._key_verdicts: dict[str, bool] = {}
-        # Texts the value pattern found no secret in: attacks repeat their payloads (a
-        # scanner, a flood), and each value and highlight of an event is read again for
-        # the span event and for the log. Only clean texts are kept: no secret stays here.
+        # Texts the value pattern found no secret in, and query strings with nothing to
+        # redact (names included), kept apart: a text clean for one is not for the other.
+        # Browsers repeat their user agent, applications their paths and queries, attacks
+        # their payloads (read for the span event and again for the log). Only clean texts
+        # are kept: no secret stays here.
         self._clean_texts: dict[str, None] = {}
+        self._clean_queries: dict[str, None] = {}
 
     def is_sensitive_key(self, name: str) -> bool:
         """Whether a parameter or header called `name` must lose its whole value."""
@@ -250,13 +261,22 @@ class Obfuscator:
 
     def redact_query(self, query: str) -> str:
         """A query string (what follows `?`) as `redact_url` leaves it, without parsing a
-        whole URL when nothing in it needs one."""
+        whole URL when nothing in it needs one. Applications repeat their queries: one that
+        needs nothing redacted is remembered as such (bounded, as the clean texts are)."""
+        if query in self._clean_queries:
+            return query
         if len(query) < MAX_URL_CHARS and not _URL_SPLITTING.intersection(query):
-            return self._redact_query(query)
-        return self.redact_url("?" + query)[1:]
+            result = self._redact_query(query)
+        else:
+            result = self.redact_url("?" + query)[1:]
+        if result == query:
+            _remember(self._clean_queries, query)
+        return result
 
     def redact_text(self, text: str) -> str:
         """`text` (cut to MAX_TEXT_CHARS) with each secret the value pattern finds redacted."""
+        if text in self._clean_texts:  # remembered ones are shorter than the cut
+            return text
         text = text[:MAX_TEXT_CHARS]
         return _replace(text, self._spans(text))
 
@@ -325,11 +345,7 @@ class Obfuscator:
             text = text.encode("utf-8", "replace").decode()  # UTF-8; same length, one "?" each
             found = self._value_test.search(text)
         if found is None:
-            if len(checked) <= _MAX_REMEMBERED_TEXT:
-                clean = self._clean_texts
-                if len(clean) >= _MAX_REMEMBERED_TEXTS:
-                    clean.clear()
-                clean[checked] = None
+            _remember(self._clean_texts, checked)
             return []
         spans: list[tuple[int, int]] = []
         for match in self._value.finditer(text):

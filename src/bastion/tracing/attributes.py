@@ -9,7 +9,6 @@ reach. Names follow the stable OpenTelemetry HTTP conventions; Bastion's own are
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.util.types import AttributeValue
@@ -42,38 +41,6 @@ def span_name(method: str, route: str | None) -> str:
     return f"{name} {route}" if route else name
 
 
-class CleanTexts:
-    """Texts the obfuscator left unchanged, remembered so that they are not scanned again on
-    every request: browsers repeat their user agent, applications their paths and queries.
-    Only clean texts are kept (no secret stays in memory for it); bounded, and started over
-    when full or when the obfuscator changes."""
-
-    MAX_ENTRIES = 4096
-    MAX_CHARS = 512
-
-    def __init__(self) -> None:
-        self._seen: dict[str, None] = {}
-        self._obfuscator: Obfuscator | None = None
-
-    def redacted(self, obfuscator: Obfuscator, text: str,
-                 redact: Callable[[str], str]) -> str:
-        seen = self._seen
-        if self._obfuscator is not obfuscator:
-            seen.clear()
-            self._obfuscator = obfuscator
-        if text in seen:
-            return text
-        result = redact(text)
-        if result == text and len(text) <= self.MAX_CHARS:
-            if len(seen) >= self.MAX_ENTRIES:
-                seen.clear()
-            seen[text] = None
-        return result
-
-
-_clean = CleanTexts()
-
-
 def request_attributes(request: RequestContext) -> Attributes:
     """Known when the request starts (so that samplers see them too)."""
     obfuscator = request.protection.obfuscator
@@ -85,7 +52,7 @@ def request_attributes(request: RequestContext) -> Attributes:
         attributes["http.request.method"] = "_OTHER"
         attributes["http.request.method_original"] = method[:_MAX_ORIGINAL_METHOD]
     path = request.target.partition("?")[0]
-    attributes["url.path"] = _clean.redacted(obfuscator, path, obfuscator.redact_text) or "/"
+    attributes["url.path"] = obfuscator.redact_text(path) or "/"
     query = redacted_query(request)
     if query:
         attributes["url.query"] = query
@@ -98,8 +65,7 @@ def request_attributes(request: RequestContext) -> Attributes:
         attributes["client.address"] = request.client_ip
     user_agent = request.headers.get("user-agent")
     if user_agent:
-        attributes["user_agent.original"] = _clean.redacted(obfuscator, user_agent,
-                                                            obfuscator.redact_text)
+        attributes["user_agent.original"] = obfuscator.redact_text(user_agent)
     return attributes
 
 
@@ -108,8 +74,7 @@ def redacted_query(request: RequestContext) -> str:
     query = request.target.partition("?")[2]
     if not query:
         return ""
-    obfuscator = request.protection.obfuscator
-    return _clean.redacted(obfuscator, query, obfuscator.redact_query)
+    return request.protection.obfuscator.redact_query(query)
 
 
 def response_attributes(request: RequestContext) -> Attributes:
