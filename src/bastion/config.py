@@ -51,6 +51,7 @@ class Settings:
     tracing: bool | None = None  # None: on when otlp_endpoint is set
     otlp_endpoint: str | None = None
     service_name: str | None = None
+    tracing_global: bool = False  # Bastion's own provider becomes OpenTelemetry's global one
 
     @classmethod
     def from_env(
@@ -201,6 +202,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tracing": ("BASTION_TRACING", _boolean),
     "otlp_endpoint": ("BASTION_OTLP_ENDPOINT", _http_url),
     "service_name": ("BASTION_SERVICE_NAME", _service_name),
+    "tracing_global": ("BASTION_TRACING_GLOBAL", _boolean),
 }
 
 assert set(_PARSERS) == {f.name for f in fields(Settings)}, "every setting has a variable"

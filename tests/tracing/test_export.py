@@ -7,9 +7,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-
 from bastion import tracing
 from bastion.tracing.provider import exporting_processor, resolve, traces_url
 from tests.e2e.servers import free_port
@@ -22,9 +19,7 @@ REQUESTS = ["/search?q=shoes", "/search?q=1%27%20OR%201=1--%20password=hunter2",
 
 
 def flush() -> None:
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.force_flush()
+    assert tracing.flush()
 
 
 def in_thread(work: Callable[[], None], timeout: float = 60.0) -> None:

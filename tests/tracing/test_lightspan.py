@@ -23,8 +23,9 @@ from tests.tracing.conftest import AppTracing
 
 
 def own_pipeline(tmp_path: Path) -> tuple[Pipeline, InMemorySpanExporter]:
-    """Bastion's own provider (the application set none), exporting to memory."""
-    guard = protection(tmp_path)
+    """Bastion's own provider (the application set none), made the global one, exporting to
+    memory."""
+    guard = protection(tmp_path, tracing_global=True)
     exported = InMemorySpanExporter()
     return resolve(guard.settings, SimpleSpanProcessor(exported)), exported
 

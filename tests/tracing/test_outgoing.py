@@ -18,7 +18,8 @@ import httpx
 import pytest
 import requests
 import urllib3
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanKind
 
 from bastion import tracing
@@ -136,6 +137,31 @@ def test_each_client_carries_the_trace_context_and_baggage(
     # http.client has no OpenTelemetry instrumentation: Bastion adds the headers, no span.
     check_propagated(downstream.seen[path], app_tracing, through_client_span=path != "/http.client")
     assert len(downstream.seen[path]["traceparent"].split(",")) == 1  # injected once
+
+
+@pytest.mark.parametrize("path", list(CLIENTS))
+def test_client_spans_go_to_bastions_own_provider_which_is_not_global(
+        path: str, tmp_path: Path, downstream: Downstream) -> None:
+    # The instrumentations are turned on before the first request finds the provider; they
+    # are handed Bastion's, not the (unset) global one.
+    guard = protection(tmp_path)
+    tracing.configure(guard.settings)
+    CLIENTS[path](downstream.url)  # the library is imported and used before any request
+
+    def view() -> str:
+        CLIENTS[path](downstream.url)
+        return "called"
+
+    app = flask_app(guard, view)
+    get(app, "/item/1")  # the first request finds no provider: Bastion sets up its own
+    pipeline = tracing._server.pipeline if tracing._server is not None else None
+    assert pipeline is not None and pipeline.owned
+    assert isinstance(pipeline.provider, TracerProvider)
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+    bastions = AppTracing(pipeline.provider)
+
+    assert get(app, "/call", headers=INCOMING).status == 200
+    check_propagated(downstream.seen[path], bastions, through_client_span=path != "/http.client")
 
 
 def test_httpx_async_carries_the_trace_context_and_baggage(

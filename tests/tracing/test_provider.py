@@ -24,6 +24,7 @@ from tests.tracing.conftest import AppTracing
 from tests.tracing.otlp import OTLPReceiver
 
 REPO = Path(__file__).resolve().parents[2]
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def test_the_applications_provider_is_kept_and_bastions_spans_join_it(
@@ -62,9 +63,32 @@ def test_a_provider_the_application_sets_after_protect_still_wins(tmp_path: Path
     assert [s.name for s in app.spans()] == ["GET /item/<item_id>"]
 
 
-def test_without_a_provider_bastion_sets_one_up_that_the_application_joins(
+def test_without_a_provider_bastion_sets_up_its_own_and_leaves_the_global_one_unset(
+        tmp_path: Path, receiver: OTLPReceiver) -> None:
+    # A global provider would switch on every instrumentation waiting for one (FastAPI's own
+    # telemetry among them): Bastion's stays its own, and the trace context still flows.
+    guard = protection(tmp_path, service_name="shop-api", otlp_endpoint=receiver.url)
+    tracing.configure(guard.settings)
+    seen: dict[str, object] = {}
+
+    def view() -> str:
+        with trace.get_tracer("shop").start_as_current_span("load basket") as span:
+            seen["recording"] = span.is_recording()
+            seen["trace_id"] = span.get_span_context().trace_id
+            return "ok"
+
+    get(flask_app(guard, view), "/call", headers={"traceparent": TRACEPARENT})
+    assert tracing.flush()
+
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    assert seen == {"recording": False, "trace_id": int(TRACEPARENT.split("-")[1], 16)}
+    span, = receiver.spans()
+    assert span.span.name == "GET /call" and span.resource["service.name"] == "shop-api"
+
+
+def test_bastions_provider_is_the_global_one_when_asked_and_the_application_joins_it(
         tmp_path: Path) -> None:
-    guard = protection(tmp_path, service_name="shop-api")
+    guard = protection(tmp_path, service_name="shop-api", tracing_global=True)
     tracing.configure(guard.settings)
     get(flask_app(guard), "/item/1")  # the first request finds no provider: Bastion's is set
 
@@ -95,8 +119,7 @@ def test_bastion_exports_nothing_unless_an_endpoint_is_configured(
     for _ in range(3):
         get(flask_app(guard), "/item/1?q=1%27%20OR%201=1--")
 
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider) and provider.force_flush()
+    assert tracing.flush()
     tracing.shutdown()  # a provider's shutdown exports whatever is left
     assert receiver.requests == []
 

@@ -31,8 +31,9 @@ def view() -> str:
 
 
 def bastion_provider_exporting_to_memory(tmp_path: Path) -> tuple[InMemorySpanExporter, object]:
-    """Bastion's own provider (no application provider), whose export lands in memory."""
-    guard = protection(tmp_path)
+    """Bastion's own provider (no application provider), made the global one so that the
+    application's spans are recorded, whose export lands in memory."""
+    guard = protection(tmp_path, tracing_global=True)
     exported = InMemorySpanExporter()
     tracing.configure(guard.settings, resolve(guard.settings, SimpleSpanProcessor(exported)))
     return exported, flask_app(guard, view)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bastion.tracing.server import ServerSpan as ServerSpan
     from bastion.tracing.server import ServerTracer
 
-__all__ = ["configure", "enabled", "enter", "shutdown"]
+__all__ = ["configure", "enabled", "enter", "flush", "shutdown"]
 
 logger = logging.getLogger("bastion")
 
@@ -52,10 +52,12 @@ def configure(settings: Settings, pipeline: Pipeline | None = None) -> bool:
                                "(%s); pip install 'bastion[tracing]'. Requests are still "
                                "protected, not traced.", exc)
             return False
+        from bastion.tracing.provider import PipelineProvider
+
         server = ServerTracer(settings)
         if pipeline is not None:
             server.use(pipeline)
-        outgoing.enable()
+        outgoing.enable(PipelineProvider(lambda: server.pipeline))
         datastore.enable(server, settings)
         _server = server
         return True
@@ -69,6 +71,17 @@ def enter(request: RequestContext) -> ServerSpan | None:
     """The request's server span, started and made current; None when tracing is off."""
     server = _server
     return None if server is None else server.enter(request)
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Send the spans still waiting (a worker about to exit, a test); False when some could
+    not be sent within `timeout_s`. The provider Bastion traces into is flushed whole."""
+    server = _server
+    pipeline = None if server is None else server.pipeline
+    if pipeline is None:
+        return True
+    force_flush = getattr(pipeline.provider, "force_flush", None)
+    return True if force_flush is None else bool(force_flush(int(timeout_s * 1000)))
 
 
 def shutdown() -> None:

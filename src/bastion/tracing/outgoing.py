@@ -3,7 +3,9 @@
 OpenTelemetry's own instrumentations make a client span and inject the headers for urllib,
 urllib3, requests and httpx (sync and async): Bastion turns each on when its package is
 installed, right after the application imports the library (so `protect()` imports none), and
-leaves alone those the application instrumented itself.
+leaves alone those the application instrumented itself. They are handed the provider Bastion
+traces into (provider.PipelineProvider), which is not the global one unless the application
+set that up.
 
 None exists for `http.client`, which every other client here but httpx stands on, so Bastion
 adds the one thing needed there: right before the headers go, `traceparent`, `tracestate` and
@@ -29,6 +31,7 @@ from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
 )
+from opentelemetry.trace import TracerProvider
 
 from bastion.contrib.importhook import when_imported
 
@@ -49,17 +52,20 @@ _SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, _SUPPRESS_HTTP_INSTRUMENTATION_
 
 _lock = threading.Lock()
 _enabled = False
+_provider: TracerProvider | None = None  # what the instrumentations Bastion turns on get
 _instrumented: list[Any] = []  # the instrumentors Bastion turned on
 _http_client_originals: dict[str, Callable[..., Any]] = {}
 
 
-def enable() -> None:
-    """Propagate on outgoing calls from now on. Idempotent."""
-    global _enabled
+def enable(provider: TracerProvider | None = None) -> None:
+    """Propagate on outgoing calls from now on, with client spans from `provider` (else the
+    global one). Idempotent."""
+    global _enabled, _provider
     with _lock:
         if _enabled:
             return
         _enabled = True
+        _provider = provider
     when_imported("http.client", _patch_http_client)
     for library in INSTRUMENTATIONS:
         when_imported(library, functools.partial(_instrument_on_import, library))
@@ -96,7 +102,7 @@ def _instrument_on_import(library: str, module: ModuleType) -> None:
     instrumentor = getattr(module, class_name)()
     if instrumentor.is_instrumented_by_opentelemetry:
         return  # the application did it, with its own options
-    instrumentor.instrument()
+    instrumentor.instrument(tracer_provider=_provider)
     if instrumentor.is_instrumented_by_opentelemetry:
         with _lock:
             _instrumented.append(instrumentor)

@@ -11,10 +11,15 @@ OpenTelemetry would refuse its own.
   too: that is what the setting asks).
 - None was set: Bastion sets up an SDK provider (resource from `BASTION_SERVICE_NAME`, else
   OpenTelemetry's `OTEL_SERVICE_NAME`/`OTEL_RESOURCE_ATTRIBUTES`; sampler from
-  `OTEL_TRACES_SAMPLER`, wrapped so attacks are kept) and makes it the global one, so that the
-  application's spans and the outgoing HTTP instrumentations join the same traces. It exports
-  only to `BASTION_OTLP_ENDPOINT`, and without it to nothing. Every span there is a
-  `LightSpan` (lightspan.py), a fraction of an SDK span's cost.
+  `OTEL_TRACES_SAMPLER`, wrapped so attacks are kept). It exports only to
+  `BASTION_OTLP_ENDPOINT`, and without it to nothing. Every span there is a `LightSpan`
+  (lightspan.py), a fraction of an SDK span's cost. It stays Bastion's own (the outgoing HTTP
+  instrumentations are handed it, outgoing.py): a library that set the global provider would
+  switch on every instrumentation that waits for one, FastAPI's own telemetry among them
+  (about 200 us a request), which the application never asked for. The trace context is
+  global all the same, so the application's spans (non-recording) and its outgoing calls stay
+  in the request's trace. `BASTION_TRACING_GLOBAL` makes it the global provider instead, for
+  an application that wants its own spans recorded there without setting up OpenTelemetry.
 
 Export goes through `EncodingBatchProcessor` (batching.py): each span is encoded as it ends
 into a bounded queue (spans beyond it are dropped, not waited for), and a daemon thread sends
@@ -25,12 +30,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, Tracer, TracerProvider
+from opentelemetry.util.types import Attributes
 
 from bastion import __version__
 from bastion.config import Settings
@@ -106,7 +114,8 @@ def schedule_delay_s() -> float:
 
 def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeline:
     """The pipeline for this process: the global provider if the application set one, else a
-    new one of Bastion's, made global. `exporter` replaces the one the settings ask for."""
+    new one of Bastion's (made global only when the settings ask). `exporter` replaces the one
+    the settings ask for."""
     if exporter is None and settings.otlp_endpoint:
         exporter = exporting_processor(settings.otlp_endpoint)
     keeper = AttackKeeper()
@@ -114,11 +123,15 @@ def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeli
     owned = False
     if isinstance(provider, trace.ProxyTracerProvider):
         ours = _new_provider(settings, keeper)
-        trace.set_tracer_provider(ours)
-        provider = trace.get_tracer_provider()
+        if settings.tracing_global:
+            trace.set_tracer_provider(ours)
+            provider = trace.get_tracer_provider()
+        else:
+            provider = ours
         owned = provider is ours
         if owned:
-            logger.info("bastion: tracing with a provider of its own, exporting to %s",
+            logger.info("bastion: tracing with a provider of its own%s, exporting to %s",
+                        " (made the global one)" if settings.tracing_global else "",
                         settings.otlp_endpoint or "nothing")
         else:  # the application set its provider meanwhile: it wins
             ours.shutdown()
@@ -148,3 +161,55 @@ def _new_provider(settings: Settings, keeper: AttackKeeper) -> TracerProvider:
     # Set before any tracer exists: every tracer of this provider gets the wrapped sampler.
     provider.sampler = KeepAttacksSampler(provider.sampler, keeper)
     return provider
+
+
+class PipelineProvider(trace.TracerProvider):
+    """The provider of a pipeline found later, for instrumentations turned on before it is.
+
+    The outgoing HTTP instrumentations take their tracer when the application imports the
+    client library, which is before the first request finds the pipeline; their tracers ask
+    `pipeline()` at each span, and take the real tracer once it answers.
+    """
+
+    def __init__(self, pipeline: Callable[[], Pipeline | None]) -> None:
+        self._pipeline = pipeline
+
+    def get_tracer(
+        self, instrumenting_module_name: str, instrumenting_library_version: str | None = None,
+        schema_url: str | None = None, attributes: Attributes | None = None,
+    ) -> trace.Tracer:
+        return _PipelineTracer(self._pipeline, (instrumenting_module_name,
+                                                instrumenting_library_version, schema_url,
+                                                attributes))
+
+
+class _PipelineTracer(trace.Tracer):
+    """A tracer of the pipeline's provider once there is one; until then a non-recording one
+    (the trace context still flows)."""
+
+    def __init__(self, pipeline: Callable[[], Pipeline | None],
+                 identity: tuple[str, str | None, str | None, Attributes | None]) -> None:
+        self._pipeline = pipeline
+        self._identity = identity
+        self._tracer: trace.Tracer | None = None
+
+    def _real(self) -> trace.Tracer:
+        tracer = self._tracer
+        if tracer is None:
+            pipeline = self._pipeline()
+            if pipeline is None:
+                return _NO_OP_TRACER
+            name, version, schema_url, attributes = self._identity
+            tracer = self._tracer = pipeline.provider.get_tracer(
+                name, version, schema_url=schema_url, attributes=attributes)
+        return tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        return self._real().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        # The real tracer's context manager itself (it also decorates functions).
+        return self._real().start_as_current_span(*args, **kwargs)
+
+
+_NO_OP_TRACER = trace.NoOpTracer()
