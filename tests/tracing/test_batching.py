@@ -13,15 +13,21 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from bastion.tracing.batching import EncodingBatchProcessor
 from bastion.tracing.otlpwire import OTLPHTTPExporter
-from bastion.tracing.provider import schedule_delay_s, traces_url
+from bastion.tracing.provider import (
+    QUEUE_SIZE,
+    exporting_processor,
+    schedule_delay_s,
+    traces_url,
+)
 from tests.tracing.otlp import OTLPReceiver
 
 
 def processor(receiver: OTLPReceiver, *, queue_size: int = 64, batch_size: int = 4,
-              delay_s: float = 60.0, timeout_s: float = 5.0) -> EncodingBatchProcessor:
+              delay_s: float = 60.0, timeout_s: float = 5.0,
+              batch_bytes: int = 1 << 20) -> EncodingBatchProcessor:
     exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=timeout_s)
     return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
-                                  schedule_delay_s=delay_s)
+                                  schedule_delay_s=delay_s, batch_bytes=batch_bytes)
 
 
 def provider(batching: EncodingBatchProcessor, service: str = "shop",
@@ -61,6 +67,33 @@ def test_a_full_batch_goes_without_waiting_for_the_delay(receiver: OTLPReceiver)
     assert [span.span.name for span in received] == ["1", "2", "3", "4"]  # "5" waits
     time.sleep(0.2)
     assert len(receiver.spans()) == 4
+
+
+def test_a_batch_is_bounded_in_bytes_too_and_goes_when_they_are_reached(
+        receiver: OTLPReceiver) -> None:
+    # Spans of about 1 KB each, batches of at most 2.5 KB: two spans a post, without waiting
+    # for the (long) delay, whatever the count limit says; the last two (2 KB) wait for it.
+    batching = processor(receiver, batch_size=100, batch_bytes=2500, delay_s=60.0)
+    tracer = provider(batching).get_tracer("bastion")
+    for name in "abcdef":
+        tracer.start_span(name, attributes={"payload": name * 1000}).end()
+    received = receiver.wait_for(lambda spans: len(spans) >= 4, timeout=10.0)
+    assert [span.span.name for span in received] == list("abcd")
+    time.sleep(0.2)
+    assert len(receiver.spans()) == 4
+
+    assert batching.force_flush()
+    assert [span.span.name for span in receiver.spans()] == list("abcdef")
+    assert [len(request.resource_spans[0].scope_spans[0].spans)
+            for request in receiver.requests] == [2, 2, 2]
+
+
+def test_a_span_larger_than_a_batch_goes_alone(receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=100, batch_bytes=500, delay_s=60.0)
+    tracer = provider(batching).get_tracer("bastion")
+    tracer.start_span("big", attributes={"payload": "x" * 2000}).end()
+    [received] = receiver.wait_for(lambda spans: len(spans) == 1, timeout=10.0)
+    assert received.span.name == "big"
 
 
 def test_a_partial_batch_goes_when_the_delay_passes(receiver: OTLPReceiver) -> None:
@@ -118,6 +151,22 @@ def test_the_schedule_delay_comes_from_opentelemetrys_variable(
         assert schedule_delay_s() == expected
     said = any("OTEL_BSP_SCHEDULE_DELAY" in r.getMessage() for r in caplog.records)
     assert said == (value is not None and expected == 5.0)
+
+
+def test_batch_and_queue_sizes_come_from_opentelemetrys_variables(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "many")
+    with caplog.at_level(logging.WARNING, logger="bastion"):
+        batching = exporting_processor("http://127.0.0.1:9")
+    try:
+        assert isinstance(batching, EncodingBatchProcessor)
+        assert (batching._batch_size, batching._queue_size) == (100, QUEUE_SIZE)
+        assert [r.getMessage() for r in caplog.records] == [
+            f"bastion: OTEL_BSP_MAX_QUEUE_SIZE='many' is not a number of spans; {QUEUE_SIZE} "
+            "is used"]
+    finally:
+        batching.shutdown()
 
 
 def test_a_flush_waits_for_a_stalled_post_no_longer_than_asked(receiver: OTLPReceiver) -> None:

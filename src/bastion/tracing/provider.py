@@ -50,10 +50,15 @@ logger = logging.getLogger("bastion")
 TRACER_NAME = "bastion"
 TRACES_PATH = "/v1/traces"
 
-QUEUE_SIZE = 2048
+QUEUE_SIZE = 8192
 """Spans waiting for export at most; a full queue drops spans, it never blocks a request."""
 
-BATCH_SIZE = 512
+BATCH_SIZE = 2048
+"""Spans in one post at most. Larger than OpenTelemetry's 512: each post costs a busy worker
+about the same whatever its size (see batching.py)."""
+
+BATCH_BYTES = 1 << 20
+"""Encoded bytes in one post at most, well under collectors' request limits (4 MiB and up)."""
 SCHEDULE_DELAY_S = 5.0
 """The longest a span waits for its batch to fill (OpenTelemetry's default)."""
 
@@ -81,35 +86,48 @@ def traces_url(endpoint: str) -> str:
 
 
 def exporting_processor(
-    endpoint: str, *, queue_size: int = QUEUE_SIZE, batch_size: int = BATCH_SIZE,
-    timeout_s: float = EXPORT_TIMEOUT_S,
+    endpoint: str, *, queue_size: int | None = None, batch_size: int | None = None,
+    batch_bytes: int = BATCH_BYTES, timeout_s: float = EXPORT_TIMEOUT_S,
 ) -> SpanProcessor:
     """Batched OTLP/HTTP (protobuf) export to `endpoint`, off the request path but for each
     span's encoding (batching.py), written by our own encoder (otlpencode.py: a third of the
-    SDK encoder's cost, same bytes)."""
+    SDK encoder's cost, same bytes). Sizes not given come from OpenTelemetry's variables."""
     from bastion.tracing.batching import EncodingBatchProcessor
     from bastion.tracing.otlpwire import OTLPHTTPExporter
 
     exporter = OTLPHTTPExporter(traces_url(endpoint), timeout_s=timeout_s)
+    if queue_size is None:
+        queue_size = int(_bsp_setting("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE_SIZE, "spans",
+                                      1, 1_000_000))
+    if batch_size is None:
+        batch_size = int(_bsp_setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BATCH_SIZE, "spans",
+                                      1, 1_000_000))
     return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
-                                  schedule_delay_s=schedule_delay_s())
+                                  batch_bytes=batch_bytes, schedule_delay_s=schedule_delay_s())
 
 
 def schedule_delay_s() -> float:
     """How long a span waits at most for its batch: OpenTelemetry's `OTEL_BSP_SCHEDULE_DELAY`
     (milliseconds), else 5 s. A value that is not a positive number is said and ignored."""
-    text = os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
+    return _bsp_setting("OTEL_BSP_SCHEDULE_DELAY", SCHEDULE_DELAY_S * 1000, "milliseconds",
+                        1e-3, 86_400_000) / 1000
+
+
+def _bsp_setting(variable: str, default: float, unit: str, low: float, high: float) -> float:
+    """One of OpenTelemetry's batch processor variables, or `default` when unset or not a
+    number within [low, high] (said, then ignored)."""
+    text = os.environ.get(variable, "").strip()
     if not text:
-        return SCHEDULE_DELAY_S
+        return default
     try:
-        delay_ms = float(text)
+        value = float(text)
     except ValueError:
-        delay_ms = -1.0
-    if not 0 < delay_ms < 86_400_000:
-        logger.warning("bastion: OTEL_BSP_SCHEDULE_DELAY=%r is not a delay in milliseconds; "
-                       "batches leave every %g s", text, SCHEDULE_DELAY_S)
-        return SCHEDULE_DELAY_S
-    return delay_ms / 1000
+        value = float("nan")
+    if not low <= value <= high:
+        logger.warning("bastion: %s=%r is not a number of %s; %g is used", variable, text,
+                       unit, default)
+        return default
+    return value
 
 
 def resolve(settings: Settings, exporter: SpanProcessor | None = None) -> Pipeline:
