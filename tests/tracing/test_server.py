@@ -8,9 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import (
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from bastion import tracing
 from bastion.contrib.asgi import BastionASGIMiddleware
@@ -87,6 +95,54 @@ def test_the_incoming_trace_context_and_baggage_are_continued(
     assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
     assert span.context.trace_state.get("vendor") == "abc"
     assert json.loads(reply.body)["baggage"] == {"tenant": "acme", "plan": "gold"}
+
+
+def test_baggage_alone_is_continued(tmp_path: Path, app_tracing: AppTracing) -> None:
+    guard = protection(tmp_path)
+    tracing.configure(guard.settings)
+    reply = get(flask_app(guard), "/item/1", headers={"baggage": "tenant=acme"})
+    assert json.loads(reply.body)["baggage"] == {"tenant": "acme"}
+    assert only_server_span(app_tracing).parent is None
+
+
+class HeaderPropagator(TextMapPropagator):
+    """A propagator of the application's own: the trace id in `x-trace`, or, declaring no
+    fields, in whatever header it likes."""
+
+    def __init__(self, declared: bool) -> None:
+        self.declared = declared
+
+    def extract(self, carrier: Any, context: Context | None = None,
+                getter: Getter[Any] = default_getter) -> Context:
+        found = getter.get(carrier, "x-trace")
+        if not found:
+            return context if context is not None else Context()
+        parent = SpanContext(int(found[0], 16), 0xB7AD6B7169203331, is_remote=True,
+                             trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return trace.set_span_in_context(NonRecordingSpan(parent), context)
+
+    def inject(self, carrier: Any, context: Context | None = None,
+               setter: Setter[Any] = default_setter) -> None:
+        pass
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-trace"} if self.declared else set()
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_the_applications_propagator_reads_its_own_headers(
+        tmp_path: Path, app_tracing: AppTracing, declared: bool) -> None:
+    guard = protection(tmp_path)
+    tracing.configure(guard.settings)
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(HeaderPropagator(declared))
+    try:
+        get(flask_app(guard), "/item/1", headers={"X-Trace": "0af7651916cd43dd8448eb211c80319c"})
+    finally:
+        propagate.set_global_textmap(before)
+    span = only_server_span(app_tracing)
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_an_attack_adds_security_attributes_and_one_obfuscated_event_per_attack(

@@ -100,7 +100,7 @@ class ServerSpan:
         if current.is_recording() and getattr(current, "kind", None) is SpanKind.SERVER:
             _enrich_borrowed(current, request)
             return cls(current, owned=False, token=None)
-        if not current.get_span_context().is_valid:
+        if not current.get_span_context().is_valid and _may_carry_context(request.headers):
             parent = propagate.extract(request.headers, context=parent)
         span = pipeline.tracer.start_span(
             attrs.span_name(request.method, None), context=parent, kind=SpanKind.SERVER,
@@ -161,6 +161,23 @@ class ServerSpan:
         if "error.type" in ending:
             span.set_status(Status(StatusCode.ERROR))
         span.end()
+
+
+_fields_of: tuple[object, frozenset[str]] = (None, frozenset())
+
+
+def _may_carry_context(headers: dict[str, str]) -> bool:
+    """Whether the request has a header the global propagator reads (its `fields`, as
+    OpenTelemetry's contract has every propagator declare them; one that declares none is
+    always asked): most requests carry none, and then extracting them costs a chain of calls
+    that finds nothing."""
+    global _fields_of
+    propagator = propagate.get_global_textmap()
+    known, fields = _fields_of
+    if known is not propagator:
+        fields = frozenset(name.lower() for name in propagator.fields)
+        _fields_of = (propagator, fields)
+    return not fields or any(name in headers for name in fields)
 
 
 def _enrich_borrowed(span: trace.Span, request: RequestContext) -> None:
