@@ -22,7 +22,8 @@ NATIVE_SOURCES := $(wildcard src/bastion/waf/*.py src/bastion/detect/*.py src/ba
 # compiled files): what installs without a C compiler must work too.
 PURE_TESTS := tests/waf tests/detect tests/contrib tests/test_addresses.py tests/test_clientip.py \
 	tests/tracing/test_lightspan.py tests/tracing/test_otlpwire.py tests/tracing/test_server.py \
-	tests/tracing/test_sampling.py tests/tracing/test_datastore.py tests/tracing/test_batching.py
+	tests/tracing/test_sampling.py tests/tracing/test_datastore.py tests/tracing/test_batching.py \
+	tests/report/test_obfuscation.py
 EXTRAS := dev,flask,django,fastapi,demo
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k waf -x"

@@ -42,6 +42,7 @@ COMPILED_MODULES = (
     "bastion.tracing.attributes",
     "bastion.tracing.server",
     "bastion.tracing.datastore",
+    "bastion.report.obfuscation",
 )
 
 
