@@ -106,10 +106,10 @@ def test_baggage_alone_is_continued(tmp_path: Path, app_tracing: AppTracing) -> 
 
 
 class HeaderPropagator(TextMapPropagator):
-    """A propagator of the application's own: the trace id in `x-trace`, or, declaring no
-    fields, in whatever header it likes."""
+    """A propagator of the application's own: the trace id in `x-trace`; it declares that
+    header, or no header, or fails to say."""
 
-    def __init__(self, declared: bool) -> None:
+    def __init__(self, declared: bool | None) -> None:
         self.declared = declared
 
     def extract(self, carrier: Any, context: Context | None = None,
@@ -127,12 +127,14 @@ class HeaderPropagator(TextMapPropagator):
 
     @property
     def fields(self) -> set[str]:
+        if self.declared is None:
+            raise RuntimeError("this propagator cannot say which headers it reads")
         return {"x-trace"} if self.declared else set()
 
 
-@pytest.mark.parametrize("declared", [True, False])
+@pytest.mark.parametrize("declared", [True, False, None])
 def test_the_applications_propagator_reads_its_own_headers(
-        tmp_path: Path, app_tracing: AppTracing, declared: bool) -> None:
+        tmp_path: Path, app_tracing: AppTracing, declared: bool | None) -> None:
     guard = protection(tmp_path)
     tracing.configure(guard.settings)
     before = propagate.get_global_textmap()

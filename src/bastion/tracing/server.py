@@ -175,7 +175,10 @@ def _may_carry_context(headers: dict[str, str]) -> bool:
     propagator = propagate.get_global_textmap()
     known, fields = _fields_of
     if known is not propagator:
-        fields = frozenset(name.lower() for name in propagator.fields)
+        try:
+            fields = frozenset(name.lower() for name in propagator.fields)
+        except Exception:  # a propagator that cannot say: always asked, as before
+            fields = frozenset()
         _fields_of = (propagator, fields)
     return not fields or any(name in headers for name in fields)
 
