@@ -129,6 +129,26 @@ def test_a_full_queue_drops_the_oldest_and_says_so_once(
     assert names == ["0", "1", "2", "3", "16", "17", "18", "19"]  # the newest were kept
 
 
+def test_the_queue_is_bounded_in_bytes_too(receiver: OTLPReceiver) -> None:
+    # Spans of about 1 KB and room for 3 KB: large spans (an error's stack) cannot hold more
+    # memory than that while the collector hangs, whatever the count allows.
+    exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=60.0)
+    batching = EncodingBatchProcessor(exporter, queue_size=100, batch_size=1,
+                                      schedule_delay_s=60.0, queue_bytes=3500)
+    tracer = provider(batching).get_tracer("bastion")
+    receiver.stall()
+    tracer.start_span("first", attributes={"payload": "x" * 1000}).end()  # its post hangs
+    receiver.wait_for(lambda spans: len(spans) == 1)
+    for number in range(10):
+        tracer.start_span(str(number), attributes={"payload": "x" * 1000}).end()
+    assert batching.dropped == 7
+    assert batching._queued_bytes <= 3500
+    receiver.release()
+    assert batching.force_flush()
+    names = [span.span.name for span in receiver.spans()]
+    assert names == ["first", "7", "8", "9"]  # the newest were kept
+
+
 def test_shutdown_sends_what_is_queued_and_takes_no_more(receiver: OTLPReceiver) -> None:
     batching = processor(receiver, batch_size=50)
     made = provider(batching)

@@ -8,9 +8,10 @@ with a server span and a database span (Flask in one process, a kept-alive colle
 cores): the thread that is left only frames and posts bytes. What waits in the queue is
 bytes, too, smaller than the span objects.
 
-Bounded: at most `queue_size` spans wait; when full, the oldest goes (the newest say more
-about now), counted and said once a minute. A dead or slow collector blocks only this thread,
-on its socket, for the exporter's timeout: the queue fills and drops, requests never wait.
+Bounded: at most `queue_size` spans and `queue_bytes` of them wait; when full, the oldest go
+(the newest say more about now), counted and said once a minute. A dead or slow collector
+blocks only this thread, on its socket, for the exporter's timeout: the queue fills and
+drops, requests never wait.
 
 Batches are large (see provider.BATCH_SIZE) and bounded in bytes too, so that a collector's
 request limit is never reached: in a busy worker the thread waits for the GIL at each step
@@ -46,11 +47,13 @@ class EncodingBatchProcessor(SpanProcessor):
     through `exporter`, and what is there every `schedule_delay_s`."""
 
     def __init__(self, exporter: OTLPHTTPExporter, *, queue_size: int, batch_size: int,
-                 schedule_delay_s: float, batch_bytes: int = 1 << 20) -> None:
-        if queue_size < 1 or batch_size < 1 or batch_bytes < 1:
-            raise ValueError("queue_size, batch_size and batch_bytes must be at least 1")
+                 schedule_delay_s: float, batch_bytes: int = 1 << 20,
+                 queue_bytes: int = 16 << 20) -> None:
+        if min(queue_size, batch_size, batch_bytes, queue_bytes) < 1:
+            raise ValueError("queue and batch sizes must be at least 1")
         self._exporter = exporter
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes  # large spans (stacks of errors) fill it before the count
         self._batch_size = min(batch_size, queue_size)
         self._batch_bytes = batch_bytes  # a batch's spans, encoded; a larger span goes alone
         self._delay_s = schedule_delay_s
@@ -90,20 +93,22 @@ class EncodingBatchProcessor(SpanProcessor):
                                "(said once): %r", exc)
             return
         queue = self._queue
+        dropped = 0
         with self._counting:
-            dropped = len(queue) >= self._queue_size
-            if dropped:
-                self._queued_bytes -= len(queue.popleft()[2])  # the oldest goes
             queue.append(item)
             self._queued_bytes += len(item[2])
+            while len(queue) > 1 and (len(queue) > self._queue_size
+                                      or self._queued_bytes > self._queue_bytes):
+                self._queued_bytes -= len(queue.popleft()[2])  # the oldest go
+                dropped += 1
             wake = len(queue) >= self._batch_size or self._queued_bytes >= self._batch_bytes
         if dropped:
-            self._say_dropped()
+            self._say_dropped(dropped)
         if wake and not self._wake.is_set():
             self._wake.set()
 
-    def _say_dropped(self) -> None:
-        self.dropped += 1
+    def _say_dropped(self, count: int) -> None:
+        self.dropped += count
         now = time.monotonic()
         if now >= self._next_drop_said:
             self._next_drop_said = now + _SAY_DROPS_EVERY_S
