@@ -16,7 +16,7 @@ OpenTelemetry would refuse its own.
   (lightspan.py), a fraction of an SDK span's cost. It stays Bastion's own (the outgoing HTTP
   instrumentations are handed it, outgoing.py): a library that set the global provider would
   switch on every instrumentation that waits for one, FastAPI's own telemetry among them
-  (about 200 us a request), which the application never asked for. The trace context is
+  (about 150 us a request), which the application never asked for. The trace context is
   global all the same, so the application's spans (non-recording) and its outgoing calls stay
   in the request's trace. `BASTION_TRACING_GLOBAL` makes it the global provider instead, for
   an application that wants its own spans recorded there without setting up OpenTelemetry.
