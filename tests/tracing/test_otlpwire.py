@@ -46,7 +46,8 @@ def finished() -> list[ReadableSpan]:
                     "http.request.method": "GET", "http.response.status_code": 403,
                     "bastion.blocked": True, "ratio": 0.25, "negative": -7,
                     "bastion.rule.ids": ["bst-sqli-001", "bst-xss-002"], "empty": "",
-                    "unicode": "café ☕"}) as span:
+                    "unicode": "café ☕", "flags": [True, False], "counts": [1, 2],
+                    "shares": [0.5], "no items": []}) as span:
             span.add_event("bastion.attack", {"parameters": '[{"address": "q"}]', "n": 2})
             with tracer.start_as_current_span("SELECT shop", kind=SpanKind.CLIENT) as child:
                 child.set_status(Status(StatusCode.ERROR, "relation does not exist"))

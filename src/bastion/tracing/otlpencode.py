@@ -62,8 +62,11 @@ def _any_value(value: object) -> bytes:
         return b"\x21" + _PACK_DOUBLE(value)
     if isinstance(value, bytes):
         return _field(7, value)
-    if isinstance(value, Sequence):
-        return _field(5, b"".join(_field(1, _any_value(item)) for item in value))
+    if type(value) is tuple or type(value) is list or isinstance(value, Sequence):
+        items: list[bytes] = []
+        for item in cast(Sequence[object], value):  # a loop: a generator costs more here
+            items.append(_field(1, _any_value(item)))
+        return _field(5, b"".join(items))
     return _field(1, str(value).encode("utf-8", "replace"))
 
 
@@ -75,6 +78,7 @@ _ENCODED: Final[dict[int, dict[str, dict[object, bytes]]]] = {}
 _VALUES_PER_KEY: Final = 256
 _KEYS_MAX: Final = 1024
 _MAX_CACHED_CHARS: Final = 256
+_MAX_CACHED_ITEMS: Final = 16
 
 
 def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
@@ -93,6 +97,10 @@ def _attributes(number: int, attributes: Mapping[str, object] | None) -> bytes:
                 slot = value
         elif kind is int or kind is bool or kind is float:
             slot = (kind, value)  # 1 == True == 1.0: the type is part of the slot
+        elif kind is tuple:  # rule ids and types repeat too: tuples of strings are kept
+            items = cast(tuple[object, ...], value)
+            if len(items) <= _MAX_CACHED_ITEMS and all(type(item) is str for item in items):
+                slot = items  # never equal to a scalar's slot (a str, or a (type, value))
         if slot is None:
             parts.append(_key_value(number, key, value))
             continue
