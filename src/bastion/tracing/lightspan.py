@@ -360,6 +360,9 @@ def _clean_attributes(attributes: Attributes) -> dict[str, AttributeValue]:
     for key, value in attributes.items():
         if len(cleaned) >= MAX_ATTRIBUTES:
             break
+        if type(value) in _SCALAR_TYPES:  # the usual value, taken as it is
+            cleaned[key] = value
+            continue
         good = _attribute_value(value)
         if good is None:
             _say_invalid(key, value)
