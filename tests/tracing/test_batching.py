@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from bastion.tracing.batching import EncodingBatchProcessor
 from bastion.tracing.otlpwire import OTLPHTTPExporter
 from bastion.tracing.provider import (
+    BATCH_BYTES,
+    QUEUE_BYTES,
     QUEUE_SIZE,
     exporting_processor,
     schedule_delay_s,
@@ -23,11 +25,12 @@ from tests.tracing.otlp import OTLPReceiver
 
 
 def processor(receiver: OTLPReceiver, *, queue_size: int = 64, batch_size: int = 4,
-              delay_s: float = 60.0, timeout_s: float = 5.0,
-              batch_bytes: int = 1 << 20) -> EncodingBatchProcessor:
+              delay_s: float = 60.0, timeout_s: float = 5.0, batch_bytes: int = BATCH_BYTES,
+              queue_bytes: int = QUEUE_BYTES) -> EncodingBatchProcessor:
     exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=timeout_s)
     return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
-                                  schedule_delay_s=delay_s, batch_bytes=batch_bytes)
+                                  schedule_delay_s=delay_s, batch_bytes=batch_bytes,
+                                  queue_bytes=queue_bytes)
 
 
 def provider(batching: EncodingBatchProcessor, service: str = "shop",
@@ -132,9 +135,8 @@ def test_a_full_queue_drops_the_oldest_and_says_so_once(
 def test_the_queue_is_bounded_in_bytes_too(receiver: OTLPReceiver) -> None:
     # Spans of about 1 KB and room for 3 KB: large spans (an error's stack) cannot hold more
     # memory than that while the collector hangs, whatever the count allows.
-    exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=60.0)
-    batching = EncodingBatchProcessor(exporter, queue_size=100, batch_size=1,
-                                      schedule_delay_s=60.0, queue_bytes=3500)
+    batching = processor(receiver, queue_size=100, batch_size=1, timeout_s=60.0,
+                         queue_bytes=3500)
     tracer = provider(batching).get_tracer("bastion")
     receiver.stall()
     tracer.start_span("first", attributes={"payload": "x" * 1000}).end()  # its post hangs

@@ -46,14 +46,13 @@ class EncodingBatchProcessor(SpanProcessor):
     """Encodes sampled spans in `on_end`; a daemon thread posts them `batch_size` at a time
     through `exporter`, and what is there every `schedule_delay_s`."""
 
-    def __init__(self, exporter: OTLPHTTPExporter, *, queue_size: int, batch_size: int,
-                 schedule_delay_s: float, batch_bytes: int = 1 << 20,
-                 queue_bytes: int = 16 << 20) -> None:
+    def __init__(self, exporter: OTLPHTTPExporter, *, queue_size: int, queue_bytes: int,
+                 batch_size: int, batch_bytes: int, schedule_delay_s: float) -> None:
         if min(queue_size, batch_size, batch_bytes, queue_bytes) < 1:
             raise ValueError("queue and batch sizes must be at least 1")
         self._exporter = exporter
         self._queue_size = queue_size
-        self._queue_bytes = queue_bytes  # large spans (stacks of errors) fill it before the count
+        self._queue_bytes = queue_bytes
         self._batch_size = min(batch_size, queue_size)
         self._batch_bytes = batch_bytes  # a batch's spans, encoded; a larger span goes alone
         self._delay_s = schedule_delay_s

@@ -59,6 +59,10 @@ about the same whatever its size (see batching.py)."""
 
 BATCH_BYTES = 1 << 20
 """Encoded bytes in one post at most, well under collectors' request limits (4 MiB and up)."""
+
+QUEUE_BYTES = 16 << 20
+"""Encoded bytes waiting at most: large spans (an error's stack) fill it before the count."""
+
 SCHEDULE_DELAY_S = 5.0
 """The longest a span waits for its batch to fill (OpenTelemetry's default)."""
 
@@ -87,7 +91,7 @@ def traces_url(endpoint: str) -> str:
 
 def exporting_processor(
     endpoint: str, *, queue_size: int | None = None, batch_size: int | None = None,
-    batch_bytes: int = BATCH_BYTES, timeout_s: float = EXPORT_TIMEOUT_S,
+    timeout_s: float = EXPORT_TIMEOUT_S,
 ) -> SpanProcessor:
     """Batched OTLP/HTTP (protobuf) export to `endpoint`, off the request path but for each
     span's encoding (batching.py), written by our own encoder (otlpencode.py: a third of the
@@ -103,7 +107,8 @@ def exporting_processor(
         batch_size = int(_bsp_setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BATCH_SIZE, "spans",
                                       1, 1_000_000))
     return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
-                                  batch_bytes=batch_bytes, schedule_delay_s=schedule_delay_s())
+                                  queue_bytes=QUEUE_BYTES, batch_bytes=BATCH_BYTES,
+                                  schedule_delay_s=schedule_delay_s())
 
 
 def schedule_delay_s() -> float:
