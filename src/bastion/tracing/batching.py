@@ -100,7 +100,7 @@ class EncodingBatchProcessor(SpanProcessor):
                                       or self._queued_bytes > self._queue_bytes):
                 self._queued_bytes -= len(queue.popleft()[2])  # the oldest go
                 dropped += 1
-            wake = len(queue) >= self._batch_size or self._queued_bytes >= self._batch_bytes
+            wake = self._batch_is_full()
         if dropped:
             self._say_dropped(dropped)
         if wake and not self._wake.is_set():
@@ -128,9 +128,8 @@ class EncodingBatchProcessor(SpanProcessor):
             return False
         try:
             queue = self._queue
-            if not queue or (full_only and len(queue) < self._batch_size
-                             and self._queued_bytes < self._batch_bytes):
-                return False  # (read without the lock: a span more or less changes nothing)
+            if not queue or (full_only and not self._batch_is_full()):
+                return False
             batch = self._take_batch()
             try:
                 self._exporter.send(request_body(batch))
@@ -139,6 +138,11 @@ class EncodingBatchProcessor(SpanProcessor):
             return True
         finally:
             self._sending.release()
+
+    def _batch_is_full(self) -> bool:
+        """Whether a whole batch waits, by count or by bytes (read without the lock by the
+        thread: a span more or less changes nothing)."""
+        return len(self._queue) >= self._batch_size or self._queued_bytes >= self._batch_bytes
 
     def _take_batch(self) -> list[Queued]:
         """The oldest spans, up to the batch's count and bytes (at least one)."""
