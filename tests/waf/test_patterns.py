@@ -118,14 +118,35 @@ def test_locate_bounds_where_values_may_match(
     assert patterns.locate(data, starts[line + 1]) == again
 
 
+# Few patterns pending are looked for again with RE2, one by one; many, with one scan.
+_FEW = [Pattern("evil"), Pattern("^fine$")]
+_MANY = [Pattern("evil"), Pattern("^fine$"), Pattern("vil"), Pattern(r"\bevi"), Pattern("e[v]il"),
+         Pattern("^ev")]
+
+
+@pytest.mark.parametrize("listed", [_FEW, _MANY], ids=["few", "many"])
 @pytest.mark.parametrize("matching", [[1], [0, 3], [1, 2, 4, 6, 7, 9, 10]])
-def test_lines_to_check_cover_every_line_that_matches_alone(matching: list[int]) -> None:
-    patterns = PatternSet([Pattern("evil"), Pattern("^fine$")])
+def test_lines_to_check_cover_every_line_that_matches_alone(
+    matching: list[int], listed: list[Pattern]
+) -> None:
+    patterns = PatternSet(listed)
     lines = ["evil" if i in matching else "ok" for i in range(12)]
     data = "\n".join(lines).encode()
     found = patterns.lines_to_check(data, patterns.locate(data))
-    assert {line for line, hit in found.items() if 0 in hit} >= set(matching)
-    assert all(0 in hit and lines[line] in ("evil", "ok") for line, hit in found.items())
+    for index in range(len(listed)):
+        if index != 1:  # every other pattern matches each "evil" line
+            assert {line for line, hit in found.items() if index in hit} >= set(matching)
+    assert all(1 not in hit for hit in found.values())
+    assert all(lines[line] in ("evil", "ok") for line in found)
+
+
+def test_lines_to_check_with_re2_takes_only_matching_lines() -> None:
+    """RE2's search is exact: with few matches, the lines taken are the matching ones."""
+    patterns = PatternSet(_FEW)
+    lines = ["evil", "ok", "ok", "fine", "evil", "ok", "ok", "ok"]
+    data = "\n".join(lines).encode()
+    found = patterns.lines_to_check(data, patterns.locate(data))
+    assert found == {0: {0}, 3: {1}, 4: {0}}
 
 
 def test_lines_to_check_narrows_a_pattern_only_re2_runs() -> None:

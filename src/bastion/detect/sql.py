@@ -205,34 +205,27 @@ _RULES: Final[dict[str, _Rules]] = {
 _Tok = tuple[str, str, int, int]  # kind, normalised text (words upper-cased), start, end
 
 
+# Each reserved word's kind, looked up once per word: where the sets overlap, the earlier
+# set of `_WORD_KIND_ORDER` wins (written last).
+_WORD_KIND_ORDER: Final = (
+    (_LOGIC_WORDS, K_LOGIC), (_WORD_OPS, K_OP), (_CONSTANT_WORDS, K_NUMBER), (_UNIONS, K_UNION),
+    (_STATEMENTS, K_STMT), (_CLAUSES, K_KEYWORD),
+)
+_WORD_KINDS: Final[dict[str, str]] = {
+    word: kind for words, kind in reversed(_WORD_KIND_ORDER) for word in words
+}
+
+
 def _word_kind(up: str, is_call: bool) -> str:
     """Classify an upper-cased bare word."""
-    if is_call and (up in _KEYWORD_FUNCTIONS or not _is_reserved(up)):
+    kind = _WORD_KINDS.get(up)
+    if is_call and (kind is None or up in _KEYWORD_FUNCTIONS):
         return K_FUNC
-    if up in _LOGIC_WORDS:
-        return K_LOGIC
-    if up in _WORD_OPS:
-        return K_OP
-    if up in _CONSTANT_WORDS:
-        return K_NUMBER
-    if up in _UNIONS:
-        return K_UNION
-    if up in _STATEMENTS:
-        return K_STMT
-    if up in _CLAUSES:
-        return K_KEYWORD
-    return K_NAME
+    return K_NAME if kind is None else kind
 
 
 def _is_reserved(up: str) -> bool:
-    return (
-        up in _LOGIC_WORDS
-        or up in _WORD_OPS
-        or up in _UNIONS
-        or up in _STATEMENTS
-        or up in _CLAUSES
-        or up in _CONSTANT_WORDS
-    )
+    return up in _WORD_KINDS
 
 
 def _lit(s: str, start: int, end: int, closed: bool) -> str:
@@ -296,8 +289,11 @@ def _digits(s: str, i: int, digits: frozenset[str], separators: bool) -> int:
 _PUNCTUATION: Final = {"(": K_OPEN, ")": K_CLOSE, ",": K_COMMA, ";": K_SEMI, ".": K_DOT}
 
 
-def _lex(s: str, rules: _Rules, pos: int = 0) -> Iterator[_Tok]:
-    """Yield (kind, text, start, end) tokens from s[pos:]; word texts are upper-cased."""
+def _lex(s: str, rules: _Rules, pos: int = 0, first: _Tok | None = None) -> Iterator[_Tok]:
+    """Yield (kind, text, start, end) tokens from s[pos:]; word texts are upper-cased.
+    `first`, when given, is yielded before them (a token read by the caller)."""
+    if first is not None:
+        yield first
     n = len(s)
     i = pos
     in_exec = False  # inside a MySQL /*! ... */ executable comment
@@ -1442,8 +1438,8 @@ def _placements(value: str) -> Iterator[tuple[Iterator[_Tok], str]]:
 
 
 def _after_quote(value: str, end: int, rules: _Rules) -> Iterator[_Tok]:
-    yield K_STRING, value[:end], 0, end
-    yield from _lex(value, rules, end)
+    """The string the value closed at `end`, then SQL (one generator: each level costs)."""
+    return _lex(value, rules, end, (K_STRING, value[:end], 0, end))
 
 
 def _is_sqli_slow(value: str) -> str | None:

@@ -278,6 +278,7 @@ class PatternSet:
     _re2_ids: set[int] = field(init=False, repr=False)
     _hyperscan_ids: set[int] = field(init=False, repr=False)
     _re2_joined: list[tuple[int, Re2Program]] = field(init=False, repr=False)
+    _multiline: dict[int, Re2Program] = field(init=False, repr=False, default_factory=dict)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
     _prototype: Any = field(init=False, repr=False, default=None)
 
@@ -296,11 +297,17 @@ class PatternSet:
         self._hyperscan_ids = set(range(len(self.patterns))) - self._re2_ids
         # What Hyperscan refuses runs on RE2, over the joined values too: in multi-line mode,
         # like the database, so that a miss there clears every value.
-        self._re2_joined = [
-            (i, compile_re2(Pattern("(?m)" + self.patterns[i].regex,
-                                    self.patterns[i].case_sensitive)))
-            for i in self._re2_only
-        ]
+        self._re2_joined = [(i, self._joined_program(i)) for i in self._re2_only]
+
+    def _joined_program(self, index: int) -> Re2Program:
+        """Pattern `index` as RE2 reads joined values: multi-line, as the database, so that
+        a miss there clears every value. Compiled on first use."""
+        program = self._multiline.get(index)
+        if program is None:
+            pattern = self.patterns[index]
+            program = self._multiline[index] = compile_re2(
+                Pattern("(?m)" + pattern.regex, pattern.case_sensitive))
+        return program
 
     def _scratch(self) -> Any:
         """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""
@@ -373,7 +380,7 @@ class PatternSet:
             following = min(frontier[pattern] for pattern in pending) + 1
             if following >= len(starts):
                 return lines
-            found = self.locate(data, starts[following])
+            found = self._relocate(data, starts[following], pending)
             pending = _lines_of(
                 starts, {pattern: end for pattern, end in found.items() if pattern in frontier})
             if not pending:
@@ -382,6 +389,19 @@ class PatternSet:
             for line in range(frontier[pattern] + 1, len(starts)):
                 lines.setdefault(line, set()).add(pattern)
         return lines
+
+    def _relocate(self, data: bytes, start: int, pending: dict[int, int]) -> dict[int, int]:
+        """`locate(data, start)` for the `pending` patterns (at least), the others may be
+        left out. For a few patterns, RE2 searches each in multi-line mode, exactly: on a
+        short rest of the data, a few RE2 searches cost less than a scan of the database."""
+        if len(pending) > _RE2_RESCAN:
+            return self.locate(data, start)
+        hits: dict[int, int] = {}
+        for index in pending:
+            found = self._joined_program(index).start_in(data, start)
+            if found is not None:
+                hits[index] = found + 1
+        return hits
 
     def candidates(self, text: str) -> set[int]:
         """Hyperscan's answer for `text` alone, before confirmation: a superset of the
@@ -419,6 +439,9 @@ class PatternSet:
 _NARROWING_ROUNDS: Final = 4
 # Lines past the first found, over all patterns, that `lines_to_check` takes without a scan.
 _DIRECT_LINES: Final = 2
+# Patterns still pending that `lines_to_check` looks for again with RE2, one by one; above,
+# one scan of the whole database is cheaper.
+_RE2_RESCAN: Final = 3
 
 
 def _lines_of(starts: list[int], offsets: dict[int, int]) -> dict[int, int]:
