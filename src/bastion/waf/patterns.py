@@ -393,8 +393,9 @@ class PatternSet:
     def _relocate(self, data: bytes, start: int, pending: dict[int, int]) -> dict[int, int]:
         """`locate(data, start)` for the `pending` patterns (at least), the others may be
         left out. For a few patterns, RE2 searches each in multi-line mode, exactly: on a
-        short rest of the data, a few RE2 searches cost less than a scan of the database."""
-        if len(pending) > _RE2_RESCAN:
+        short rest of the data, a few RE2 searches cost less than a scan of the database.
+        A long rest goes to the database, whose speed does not depend on the patterns."""
+        if len(pending) > _RE2_RESCAN or len(data) - start > _RE2_RESCAN_BYTES:
             return self.locate(data, start)
         hits: dict[int, int] = {}
         for index in pending:
@@ -439,9 +440,10 @@ class PatternSet:
 _NARROWING_ROUNDS: Final = 4
 # Lines past the first found, over all patterns, that `lines_to_check` takes without a scan.
 _DIRECT_LINES: Final = 2
-# Patterns still pending that `lines_to_check` looks for again with RE2, one by one; above,
-# one scan of the whole database is cheaper.
+# Patterns still pending that `lines_to_check` looks for again with RE2, one by one, in at
+# most this many bytes; above, one scan of the whole database is cheaper.
 _RE2_RESCAN: Final = 3
+_RE2_RESCAN_BYTES: Final = 4096
 
 
 def _lines_of(starts: list[int], offsets: dict[int, int]) -> dict[int, int]:
