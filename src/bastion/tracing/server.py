@@ -138,8 +138,8 @@ class ServerSpan:
         now = (len(request.events), request.blocked is not None)
         if now == self._said or not span.is_recording():
             return
-        said, self._said = self._said, now
-        if said[0] and said[0] == now[0]:  # told before: only the block is new
+        self._said = now
+        if said_events and said_events == now[0]:  # told before: only the block is new
             span.set_attribute("bastion.blocked", now[1])
             return
         span.set_attributes(attrs.security_attributes(request))

@@ -18,7 +18,7 @@ import platform
 import tempfile
 import threading
 from bisect import bisect_right
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -277,7 +277,6 @@ class PatternSet:
     _re2_only: list[int] = field(init=False, repr=False)
     _re2_ids: set[int] = field(init=False, repr=False)
     _hyperscan_ids: set[int] = field(init=False, repr=False)
-    _re2_joined: list[tuple[int, Re2Program]] = field(init=False, repr=False)
     _multiline: dict[int, Re2Program] = field(init=False, repr=False, default_factory=dict)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
     _prototype: Any = field(init=False, repr=False, default=None)
@@ -295,9 +294,10 @@ class PatternSet:
         self._re2_only = sorted(rejected - prefiltered)
         self._re2_ids = set(self._re2_only)
         self._hyperscan_ids = set(range(len(self.patterns))) - self._re2_ids
-        # What Hyperscan refuses runs on RE2, over the joined values too: in multi-line mode,
-        # like the database, so that a miss there clears every value.
-        self._re2_joined = [(i, self._joined_program(i)) for i in self._re2_only]
+        # What Hyperscan refuses runs on RE2, over the joined values too: compiled now, it
+        # serves every scan.
+        for index in self._re2_only:
+            self._joined_program(index)
 
     def _joined_program(self, index: int) -> Re2Program:
         """Pattern `index` as RE2 reads joined values: multi-line, as the database, so that
@@ -329,8 +329,8 @@ class PatternSet:
         newlines: an absent pattern matches none of them, a present one may, to be checked
         value by value with `matches`."""
         hits = self._hyperscan_hits(text.encode())
-        for index, program in self._re2_joined:
-            if program.search(text) is not None:
+        for index in self._re2_only:
+            if self._joined_program(index).search(text) is not None:
                 hits.add(index)
         return hits
 
@@ -348,11 +348,18 @@ class PatternSet:
             )
             if start:
                 hits = {index: end + start for index, end in hits.items()}
-        for index, program in self._re2_joined:
-            found = program.start_in(data, start)
+        self._re2_locate(data, start, self._re2_only, hits)
+        return hits
+
+    def _re2_locate(
+        self, data: bytes, start: int, indexes: Iterable[int], hits: dict[int, int]
+    ) -> None:
+        """`locate` for the patterns of `indexes`, with RE2 in multi-line mode: one past
+        where each one's leftmost match from `start` on starts, into `hits`."""
+        for index in indexes:
+            found = self._joined_program(index).start_in(data, start)
             if found is not None:
                 hits[index] = found + 1
-        return hits
 
     def lines_to_check(self, data: bytes, hits: dict[int, int]) -> dict[int, set[int]]:
         """The lines of `data` (values joined by newlines, encoded) that each pattern of
@@ -398,10 +405,7 @@ class PatternSet:
         if len(pending) > _RE2_RESCAN or len(data) - start > _RE2_RESCAN_BYTES:
             return self.locate(data, start)
         hits: dict[int, int] = {}
-        for index in pending:
-            found = self._joined_program(index).start_in(data, start)
-            if found is not None:
-                hits[index] = found + 1
+        self._re2_locate(data, start, pending, hits)
         return hits
 
     def candidates(self, text: str) -> set[int]:
