@@ -13,6 +13,7 @@ Bastion remembers request parts that came out clean (waf/verdicts.py), so the be
 each request kind three ways: the same request again and again (everything remembered after the
 first), "fresh values" (the headers repeat, as one browser's do, but every search, cookie and
 URI is new: the realistic case), and "nothing remembered" (the engine's full work on every part).
+A last row is a JSON API call: the same headers, a body of 20 order lines, every value new.
 libddwaf gets the same sequence of requests in each row.
 """
 
@@ -92,6 +93,25 @@ def fresh_requests(count: int, attack: bool = False, seed: int = 7) -> list[dict
     return requests
 
 
+def json_requests(count: int, seed: int = 11) -> list[dict[str, Any]]:
+    """`count` JSON API calls of the same browser: a POST whose body is an order of 20 lines
+    (sku, quantity, note), every value of it new, as no two orders are alike."""
+    rng = random.Random(seed)
+    requests = []
+    for number in range(count):
+        request = json.loads(json.dumps(BENIGN))
+        request["server.request.method"] = "POST"
+        request["server.request.uri.raw"] = "/api/orders"
+        request["server.request.query"] = {}
+        request["server.request.body"] = {"order": number, "items": [
+            {"sku": f"{rng.choice('ABCDEFGH')}-{rng.randint(1000, 99999)}",
+             "qty": rng.randint(1, 9),
+             "note": f"{' '.join(rng.sample(_WORDS, 2))} {rng.randint(1, 1000)}"}
+            for _ in range(20)]}
+        requests.append(request)
+    return requests
+
+
 def measure(run_one: Callable[[], object], n: int, rounds: int, warm: int = 500) -> float:
     """Median over rounds of the mean microseconds per call."""
     for _ in range(warm):
@@ -146,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ("benign, nothing remembered", [BENIGN], "forget"),
         ("attack, fresh values", fresh_requests(total, attack=True), "remember"),
         ("attack, nothing remembered", [attack], "forget"),
+        ("JSON API call, fresh values", json_requests(total), "remember"),
     ]
     ours = load_ruleset(args.rules)
     forgetful = load_ruleset(args.rules)
