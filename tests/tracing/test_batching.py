@@ -8,10 +8,11 @@ import time
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanContext, TraceFlags
 
-from bastion.tracing.batching import EncodingBatchProcessor
+from bastion.tracing.batching import ENCODE_EVERY, EncodingBatchProcessor
 from bastion.tracing.otlpwire import OTLPHTTPExporter
 from bastion.tracing.provider import (
     BATCH_BYTES,
@@ -26,11 +27,13 @@ from tests.tracing.otlp import OTLPReceiver
 
 def processor(receiver: OTLPReceiver, *, queue_size: int = 64, batch_size: int = 4,
               delay_s: float = 60.0, timeout_s: float = 5.0, batch_bytes: int = BATCH_BYTES,
-              queue_bytes: int = QUEUE_BYTES) -> EncodingBatchProcessor:
+              queue_bytes: int = QUEUE_BYTES, encode_every: int = 1) -> EncodingBatchProcessor:
+    """A processor that encodes each span as it ends unless told otherwise: the tests of the
+    queue and the batches see each span there at once (the holding has tests of its own)."""
     exporter = OTLPHTTPExporter(traces_url(receiver.url), timeout_s=timeout_s)
     return EncodingBatchProcessor(exporter, queue_size=queue_size, batch_size=batch_size,
                                   schedule_delay_s=delay_s, batch_bytes=batch_bytes,
-                                  queue_bytes=queue_bytes)
+                                  queue_bytes=queue_bytes, encode_every=encode_every)
 
 
 def provider(batching: EncodingBatchProcessor, service: str = "shop",
@@ -104,6 +107,57 @@ def test_a_partial_batch_goes_when_the_delay_passes(receiver: OTLPReceiver) -> N
     end_spans(provider(batching), ["lonely"])
     [received] = receiver.wait_for(lambda spans: len(spans) == 1, timeout=10.0)
     assert received.span.name == "lonely"
+
+
+def test_spans_are_held_until_a_group_of_them_ended_then_encoded_together(
+        receiver: OTLPReceiver) -> None:
+    batching = processor(receiver, batch_size=4, encode_every=4, delay_s=60.0)
+    made = provider(batching)
+    end_spans(made, ["1", "2", "3"])
+    assert not batching._queue  # held as they are, not yet encoded
+    end_spans(made, ["4"])  # the fourth: all four encoded, a full batch, posted
+    received = receiver.wait_for(lambda spans: len(spans) >= 4, timeout=10.0)
+    assert [span.span.name for span in received] == ["1", "2", "3", "4"]
+
+
+def test_held_spans_go_when_the_delay_passes_or_at_a_flush(receiver: OTLPReceiver) -> None:
+    quiet = processor(receiver, batch_size=100, encode_every=16, delay_s=0.2)
+    end_spans(provider(quiet), ["lonely"])
+    [received] = receiver.wait_for(lambda spans: len(spans) == 1, timeout=10.0)
+    assert received.span.name == "lonely"
+
+    flushed = processor(receiver, batch_size=100, encode_every=16, delay_s=60.0)
+    end_spans(provider(flushed), ["a", "b", "c"])
+    assert flushed.force_flush()
+    assert [span.span.name for span in receiver.spans()] == ["lonely", "a", "b", "c"]
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this value")
+
+
+def _ended(name: str, value: object) -> ReadableSpan:
+    """An ended span as a provider hands it over, with an attribute value of any kind (the
+    SDK's own spans turn unknown values into text before an encoder sees them)."""
+    context = SpanContext(trace_id=0x1234, span_id=len(name) + 1, is_remote=False,
+                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return ReadableSpan(name=name, context=context,
+                        attributes={"value": value},  # type: ignore[dict-item]
+                        resource=Resource.create({"service.name": "shop"}),
+                        start_time=1, end_time=2)
+
+
+def test_a_held_span_that_cannot_be_encoded_is_dropped_alone_and_said_once(
+        receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    batching = processor(receiver, batch_size=100, encode_every=3, delay_s=60.0)
+    with caplog.at_level(logging.WARNING, logger="bastion"):
+        for name in ("before", "broken", "after", "broken", "last", "end"):
+            batching.on_end(_ended(name, _Unprintable() if name == "broken" else name))
+    assert batching.force_flush()
+    names = [span.span.name for span in receiver.spans()]
+    assert names == ["before", "after", "last", "end"]
+    assert sum("could not be encoded" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_unsampled_spans_are_not_sent(receiver: OTLPReceiver) -> None:
@@ -184,6 +238,7 @@ def test_batch_and_queue_sizes_come_from_opentelemetrys_variables(
     try:
         assert isinstance(batching, EncodingBatchProcessor)
         assert (batching._batch_size, batching._queue_size) == (100, QUEUE_SIZE)
+        assert batching._encode_every == ENCODE_EVERY
         assert [r.getMessage() for r in caplog.records] == [
             f"bastion: OTEL_BSP_MAX_QUEUE_SIZE='many' is not a number of spans; {QUEUE_SIZE} "
             "is used"]
