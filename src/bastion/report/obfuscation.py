@@ -118,8 +118,6 @@ DEFAULT_VALUE_PATTERN = "|".join(
     )
 )
 
-# What makes `urlsplit` change a query string: a fragment, and the characters it removes.
-_URL_SPLITTING = frozenset("#\t\r\n")
 _MAX_REMEMBERED_NAMES = 1024
 _MAX_REMEMBERED_NAME = 64
 _MAX_REMEMBERED_TEXTS = 4096
@@ -191,6 +189,12 @@ def _occurrences(needle: str, haystack: str) -> Iterator[int]:
     while index >= 0:
         yield index
         index = haystack.find(needle, index + 1)
+
+
+def _splits_url(query: str) -> bool:
+    """Whether `urlsplit` would change `query`: a fragment, or a character it removes. Four
+    searches of the text: a set built of its characters cost ten times that."""
+    return "#" in query or "\t" in query or "\r" in query or "\n" in query
 
 
 def _remember(clean: dict[str, None], text: str) -> None:
@@ -265,7 +269,7 @@ class Obfuscator:
         needs nothing redacted is remembered as such (bounded, as the clean texts are)."""
         if query in self._clean_queries:
             return query
-        if len(query) < MAX_URL_CHARS and not _URL_SPLITTING.intersection(query):
+        if len(query) < MAX_URL_CHARS and not _splits_url(query):
             result = self._redact_query(query)
         else:
             result = self.redact_url("?" + query)[1:]
