@@ -190,8 +190,8 @@ class EncodingBatchProcessor(SpanProcessor):
         return batch
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Send everything queued now; False when the deadline came first (a post in
-        flight to a slow collector is waited for until then, not longer)."""
+        """Send everything held or queued now; False when the deadline came first (a post
+        in flight to a slow collector is waited for until then, not longer)."""
         deadline = time.monotonic() + timeout_millis / 1000
         self._encode_held()
         while self._queue:

@@ -21,9 +21,10 @@ OpenTelemetry would refuse its own.
   in the request's trace. `BASTION_TRACING_GLOBAL` makes it the global provider instead, for
   an application that wants its own spans recorded there without setting up OpenTelemetry.
 
-Export goes through `EncodingBatchProcessor` (batching.py): each span is encoded as it ends
-into a bounded queue (spans beyond it are dropped, not waited for), and a daemon thread sends
-batches with a short timeout, so a dead or slow collector costs a request nothing but that.
+Export goes through `EncodingBatchProcessor` (batching.py): ended spans are encoded a few
+dozen at a time on the request's thread into a bounded queue (spans beyond it are dropped, not
+waited for), and a daemon thread sends batches with a short timeout, so a dead or slow
+collector costs a request nothing but that.
 """
 
 from __future__ import annotations
