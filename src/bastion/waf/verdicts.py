@@ -11,6 +11,13 @@ it and none matched it (the engine's `_remember_clean`: an attack in one query p
 leaves the headers and the other parameters remembered); matches on whole addresses
 (`exists`, the exploit checks) read the store, not the parts, and do not count.
 
+A nested address parsed from raw bytes (a JSON, form or XML body) may come with a digest of
+those bytes under a companion address (`DIGEST_ADDRESSES`): the same bytes parse to the same
+value, so a body sent again as it was (an API client polling, a retry, a persisted GraphQL
+query) is known clean whole, without walking it. It is remembered under the same condition as
+its texts: the run matched none of it. The digest is BLAKE2b over the content type and the
+bytes, 128 bits: no one can make a hostile body share the digest of a clean one.
+
 Verdicts belong to one Ruleset: a rule or data update makes a new Ruleset and an empty memory.
 Deny-list data only ever expires, so a part clean under it stays clean. The memory is bounded by
 entries and by text length; when full it starts over, so a flood of unique values costs the
@@ -27,6 +34,10 @@ from typing import Final
 # shapes reach rules under different key paths, so they are different entries.
 Fresh = tuple[str, "str | Iterable[Hashable]"]
 
+# Nested addresses that may come with the digest of the bytes they were parsed from, and the
+# companion address that carries it (see the module's docstring and `bastion.addresses`).
+DIGEST_ADDRESSES: Final = {"server.request.body": "server.request.body.digest"}
+
 DEFAULT_CAPACITY: Final = 8192
 DEFAULT_MAX_LENGTH: Final = 512
 
@@ -36,7 +47,8 @@ class CleanParts:
     threads: lookups and additions are single set operations, atomic under the GIL, and a
     reset swaps in a new mapping."""
 
-    __slots__ = ("_capacity", "_leaves", "_max_items", "_max_length", "_seen", "_size")
+    __slots__ = ("_capacity", "_digests", "_leaves", "_max_items", "_max_length", "_seen",
+                 "_size")
 
     def __init__(
         self, capacity: int = DEFAULT_CAPACITY, max_length: int = DEFAULT_MAX_LENGTH,
@@ -51,6 +63,8 @@ class CleanParts:
         # Texts of nested values (a JSON body's leaves and keys) found clean, by address:
         # (values, keys). See `Leaves`.
         self._leaves: dict[str, tuple[set[str], set[str]]] = {}
+        # Digests of the raw bytes of nested values found clean whole, by address.
+        self._digests: dict[str, set[bytes]] = {}
         self._size = 0
 
     def __len__(self) -> int:
@@ -92,6 +106,24 @@ class CleanParts:
             name: item for (name, item), entry in zip(value.items(), entries, strict=True)
             if entry not in known
         }
+
+    def knows_digest(self, address: str, digest: bytes) -> bool:
+        """Whether the value of `address` parsed from bytes of this digest was found clean."""
+        known = self._digests.get(address)
+        return known is not None and digest in known
+
+    def remember_digests(self, found: list[tuple[str, bytes]]) -> None:
+        """Add the digests of nested values a run found clean whole."""
+        if not self._capacity or not found:
+            return
+        self._make_room(len(found))
+        for address, digest in found:
+            known = self._digests.get(address)
+            if known is None:
+                known = self._digests[address] = set()
+            if digest not in known:
+                known.add(digest)
+                self._size += 1
 
     def leaves(self, address: str, sensitive: frozenset[str | int]) -> Leaves | None:
         """What is known of `address`'s nested texts, for `AddressPlan.read` to leave out and
@@ -138,7 +170,7 @@ class CleanParts:
     def _make_room(self, added: int) -> None:
         """Full, the memory starts over (see the module's docstring)."""
         if self._size + added > self._capacity:
-            self._seen, self._leaves, self._size = {}, {}, 0
+            self._seen, self._leaves, self._digests, self._size = {}, {}, {}, 0
 
 
 def settled_parts(
