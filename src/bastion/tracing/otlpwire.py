@@ -1,13 +1,14 @@
 """A small OTLP/HTTP exporter: batches of spans, encoded by otlpencode.py, posted as protobuf.
 
-The exporter sends one POST per batch over a kept-alive connection, with a short timeout and no
-retry: a batch a collector cannot take is dropped and counted, never queued twice, so a dead or
-slow collector costs the application nothing beyond the processor's bounded queue.
+The exporter sends one POST per batch over a kept-alive connection (poster.py), with a short
+timeout and no retry: a batch a collector cannot take is dropped and counted, never queued
+twice, so a dead or slow collector costs the application nothing beyond the processor's
+bounded queue. (A kept-alive connection the collector closed while idle is not a collector
+that cannot take the batch: the batch goes once more, on a new connection.)
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from bastion.tracing.otlpencode import encode
+from bastion.tracing.poster import Poster
 
 logger = logging.getLogger("bastion")
 
@@ -29,22 +31,13 @@ class OTLPHTTPExporter(SpanExporter):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._timeout_s = timeout_s
-        self._headers = {"Content-Type": "application/x-protobuf", **(headers or {})}
-        self._connection: http.client.HTTPConnection | None = None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._poster = Poster(
+            parts.hostname, parts.port, path, tls=parts.scheme == "https", timeout_s=timeout_s,
+            headers={"Content-Type": "application/x-protobuf", **(headers or {})})
         self._lock = threading.Lock()
         self._closed = False
         self.dropped_batches = 0
-
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._host, self._port, timeout=self._timeout_s)
-        return self._connection
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
@@ -63,14 +56,9 @@ class OTLPHTTPExporter(SpanExporter):
             return False
         with self._lock:
             try:
-                connection = self._connect()
-                connection.request("POST", self._path, body=body, headers=self._headers)
-                response = connection.getresponse()
-                response.read()
-                ok = 200 <= response.status < 300
-            except (OSError, http.client.HTTPException):
+                ok = 200 <= self._poster.post(body) < 300
+            except OSError:
                 ok = False
-                self._reset()
         if not ok:
             self.dropped_batches += 1
             if self.dropped_batches == 1 or self.dropped_batches % 100 == 0:
@@ -78,15 +66,10 @@ class OTLPHTTPExporter(SpanExporter):
                                "they were dropped", self.dropped_batches)
         return ok
 
-    def _reset(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
     def shutdown(self) -> None:
         self._closed = True
         with self._lock:
-            self._reset()
+            self._poster.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
