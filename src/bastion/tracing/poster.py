@@ -150,12 +150,7 @@ class _Answer:
         return status, keep
 
     def _head(self) -> tuple[int, bytes, dict[bytes, bytes]]:
-        end = self._buffer.find(b"\r\n\r\n")
-        while end < 0:
-            if len(self._buffer) > MAX_HEAD_BYTES:
-                raise PostError("the answer's head is too long")
-            self._more()
-            end = self._buffer.find(b"\r\n\r\n")
+        end = self._find(b"\r\n\r\n", "the answer's head")
         head, self._buffer = self._buffer[:end], self._buffer[end + 4:]
         lines = head.split(b"\r\n")
         parts = lines[0].split(None, 2)
@@ -175,13 +170,18 @@ class _Answer:
         self._received += len(data)
         self._buffer += data
 
-    def _line(self) -> bytes:
-        end = self._buffer.find(b"\r\n")
+    def _find(self, separator: bytes, what: str) -> int:
+        """Where `separator` first is in what was received, receiving more until it is."""
+        end = self._buffer.find(separator)
         while end < 0:
             if len(self._buffer) > MAX_HEAD_BYTES:
-                raise PostError("a chunk's size line is too long")
+                raise PostError(f"{what} is too long")
             self._more()
-            end = self._buffer.find(b"\r\n")
+            end = self._buffer.find(separator)
+        return end
+
+    def _line(self) -> bytes:
+        end = self._find(b"\r\n", "a line of the answer")
         line, self._buffer = self._buffer[:end], self._buffer[end + 2:]
         return line
 
