@@ -52,24 +52,30 @@ class ScriptedPeer:
             except (OSError, ssl.SSLError):
                 conn.close()
                 return
+        with conn:
+            try:
+                self._serve_requests(conn)
+            except OSError:  # the poster gave up and closed its side: nothing to answer
+                return
+
+    def _serve_requests(self, conn: socket.socket) -> None:
         buffer = b""
         served = 0
-        with conn:
-            while self.close_after is None or served < self.close_after:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                self.bodies.append(buffer[:length])
-                buffer = buffer[length:]
-                conn.sendall(self.answer(served))
-                served += 1
+        while self.close_after is None or served < self.close_after:
+            while b"\r\n\r\n" not in buffer:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(buffer) < length:
+                buffer += conn.recv(65536)
+            self.bodies.append(buffer[:length])
+            buffer = buffer[length:]
+            conn.sendall(self.answer(served))
+            served += 1
 
     def close(self) -> None:
         self._listener.close()
