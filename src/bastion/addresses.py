@@ -61,8 +61,10 @@ def addresses_of(
     headers: dict[str, str],
     body: bytes = b"",
     client_ip: str | None = None,
+    digest: bytes | None = None,
 ) -> dict[str, object]:
-    """Like `request_addresses`, for headers already merged by `header_map`."""
+    """Like `request_addresses`, for headers already merged by `header_map`; `digest`, when
+    the caller has it already, is `body_digest` of the body and its content type."""
     all_headers = dict(headers)
     cookie_header = all_headers.pop("cookie", "")
     _, _, query = target.partition("?")
@@ -82,7 +84,7 @@ def addresses_of(
         if parsed.filenames:
             addresses["server.request.body.filenames"] = parsed.filenames
         elif type(parsed.value) in (dict, list) and len(body) <= MAX_DIGESTED_BODY:
-            addresses[_BODY_DIGEST] = body_digest(body, content_type)
+            addresses[_BODY_DIGEST] = digest or body_digest(body, content_type)
     if client_ip:
         addresses["http.client_ip"] = client_ip
     return addresses

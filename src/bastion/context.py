@@ -20,10 +20,12 @@ from typing import Any
 
 from bastion import tracing
 from bastion.activity import ACTIVITY
-from bastion.addresses import addresses_of, header_map
+from bastion.addresses import MAX_DIGESTED_BODY, addresses_of, body_digest, header_map
 from bastion.blocking import BlockedRequest, BlockResponse, render
+from bastion.bodies import parse_body
 from bastion.clientip import resolve_client_ip
 from bastion.protection import Protection
+from bastion.waf.verdicts import DIGEST_ADDRESSES
 
 _current: ContextVar[RequestContext | None] = ContextVar("bastion_request", default=None)
 
@@ -39,6 +41,8 @@ FIRST_RUN_TIMEOUT_US = 100_000
 _thread_state = threading.local()
 
 _RESPONSE_ADDRESSES = ("server.response.status", "server.response.headers.no_cookies")
+_BODY = "server.request.body"
+_BODY_DIGEST = DIGEST_ADDRESSES[_BODY]
 
 
 def current() -> RequestContext | None:
@@ -119,7 +123,11 @@ class RequestContext:
         self.events: list[dict[str, Any]] = []
         self.blocked: BlockResponse | None = None
         ruleset = protection.ruleset
+        self._ruleset = ruleset
         self._waf = ruleset.context() if ruleset is not None else None
+        # A body the rules found clean before, byte for byte: (its bytes, their digest), not
+        # parsed until a sink check needs its values (see `start`).
+        self._deferred_body: tuple[bytes, bytes] | None = None
         # When no rule reads the response, responses are not evaluated at all.
         self._inspects_responses = ruleset is not None and not ruleset.addresses.isdisjoint(
             _RESPONSE_ADDRESSES)
@@ -163,10 +171,24 @@ class RequestContext:
             ACTIVITY.leave()
 
     def start(self, body: bytes = b"") -> BlockResponse | None:
-        """Inspect the request as it arrived: line, headers, cookies, query, body."""
+        """Inspect the request as it arrived: line, headers, cookies, query, body.
+
+        A body whose bytes the rules already found clean (waf/verdicts.py: the digest of
+        its bytes and content type) is not even parsed: nothing would be looked at. It joins
+        the request's addresses only if a sink hook checks a call against the user's
+        parameters (`_bring_body`). When a rule or exclusion reads the body whole (`exists`),
+        it is parsed as any other."""
+        digest = None
+        ruleset = self._ruleset
+        if body and ruleset is not None and len(body) <= MAX_DIGESTED_BODY:
+            digest = body_digest(body, self.headers.get("content-type", ""))
+            if ruleset.clean_parts.knows_digest(_BODY, digest) and (
+                    _BODY not in ruleset.read_whole):
+                self._deferred_body = (body, digest)
+                body = b""
         try:
             addresses = addresses_of(self.method, self.target, self.headers, body,
-                                     self.client_ip)
+                                     self.client_ip, digest)
         except Exception as exc:  # a parser bug must not break the request
             self.protection.report_error("request parsing", exc)
             try:  # the rest of the request is still worth inspecting
@@ -182,6 +204,9 @@ class RequestContext:
             return self.blocked
         if self._waf is None:
             return None
+        if self._deferred_body is not None and self._ruleset is not None and (
+                not self._ruleset.sink_addresses.isdisjoint(addresses)):
+            self._bring_body()
         timeout_us = self._timeout_us
         if not getattr(_thread_state, "warm", False):
             # A thread's first evaluation allocates the matchers' scratch space (a few ms):
@@ -217,6 +242,8 @@ class RequestContext:
         hooks of the cheapest sinks ask this before building the call's addresses."""
         if self.blocked is not None:
             return False
+        if self._deferred_body is not None:
+            self._bring_body()
         waf = self._waf
         return waf is None or waf.quiet_sink(address, text)
 
@@ -224,8 +251,25 @@ class RequestContext:
         """`quiet_sink` for a hook's addresses (WafContext.quiet_call)."""
         if self.blocked is not None:
             return False
+        if self._deferred_body is not None:
+            self._bring_body()
         waf = self._waf
         return waf is None or waf.quiet_call(addresses)
+
+    def _bring_body(self) -> None:
+        """The body left unparsed (see `start`) joins the addresses now: a sink check looks
+        for the user's parameters in the call, and the body's values are among them. The
+        engine knows its digest clean, so it stores the body without looking at it again."""
+        deferred, self._deferred_body = self._deferred_body, None
+        if deferred is None:
+            return
+        body, digest = deferred
+        try:
+            value = parse_body(body, self.headers.get("content-type", "")).value
+        except Exception as exc:  # a parser bug must not break the request
+            self.protection.report_error("request parsing", exc)
+            return
+        self.run({_BODY: value, _BODY_DIGEST: digest})
 
     def block_with(self, error: BlockedRequest) -> BlockResponse:
         """The response for a `BlockedRequest` raised by the application or a sink hook."""

@@ -204,6 +204,13 @@ class Ruleset:
         self.presence = {
             id(c): PresenceCheck(c.targets) for c in conditions if isinstance(c.operator, Exists)
         }
+        # Addresses read whole on the runs that bring them (or on every run), whatever their
+        # values say: `exists` conditions either way, and the exclusions' conditions. A body
+        # known clean may be left unparsed only when it is not among them (context.py).
+        whole = {t.address for c in conditions if isinstance(c.operator, Exists)
+                 for t in c.targets}
+        whole.update(t.address for e in self.exclusions for c in e.conditions for t in c.targets)
+        self.read_whole = frozenset(whole)
         self.diagnostics: dict[str, Any] = diagnostics.as_dict()
         # Operators that raised while evaluating, by name: the engine fails open on them.
         self.operator_errors: dict[str, int] = {}
