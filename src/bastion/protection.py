@@ -30,11 +30,18 @@ logger = logging.getLogger("bastion")
 
 STARTUP_WAIT_S = 30.0
 
+# Run once through new base rules before they are put in force (`_install_base`): lazy
+# set-ups (scratch space, detector tables) happen then, and a few attacks of the usual kinds
+# build the regex engines' first states, which the first real attack would otherwise pay for
+# out of its time budget (1.7 ms against 0.7-0.8 for the first attack a process sees).
 _WARM_UP: dict[str, object] = {
     "server.request.method": "GET",
     "server.request.uri.raw": "/warm-up?q=1",
     "server.request.headers.no_cookies": {"host": "localhost", "user-agent": "bastion"},
-    "server.request.query": {"q": ["1"]},
+    "server.request.query": {"q": ["1"], "s": ["1' UNION SELECT a FROM b--"],
+                             "x": ["<img src=x onerror=alert(1)>"], "f": ["../../etc/passwd"],
+                             "j": ["${jndi:ldap://a/b}"], "c": [";cat /etc/hosts"],
+                             "p": ["<?php system($_GET[0]); ?>"], "u": ["http://169.254.169.254/"]},
     "server.request.cookies": {"c": ["1"]},
     "server.request.body": {"a": "<b>1</b>; 1' or 1=1"},
     "http.client_ip": "127.0.0.1",
@@ -127,8 +134,7 @@ class Protection:
             self._ready.set()
 
     def _install_base(self, ruleset: Ruleset) -> None:
-        # One run first: lazy set-ups (scratch space, detector tables) then happen here, not
-        # in the first request's time budget.
+        # One run first (see _WARM_UP), not in the first request's time budget.
         try:
             ruleset.context().run(_WARM_UP, timeout_us=10_000_000)
         except Exception as exc:
