@@ -277,7 +277,7 @@ class PatternSet:
     _re2_only: list[int] = field(init=False, repr=False)
     _re2_ids: set[int] = field(init=False, repr=False)
     _hyperscan_ids: set[int] = field(init=False, repr=False)
-    _multiline: dict[int, Re2Program] = field(init=False, repr=False, default_factory=dict)
+    _multiline: list[Re2Program] = field(init=False, repr=False)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
     _prototype: Any = field(init=False, repr=False, default=None)
 
@@ -294,23 +294,14 @@ class PatternSet:
         self._re2_only = sorted(rejected - prefiltered)
         self._re2_ids = set(self._re2_only)
         self._hyperscan_ids = set(range(len(self.patterns))) - self._re2_ids
-        # Every pattern also as RE2 reads joined values, compiled now, at load: what Hyperscan
-        # refuses runs there on every scan, and the others narrow a hit down (`locate`).
-        # Compiled on first use instead, a request's first hit on a pattern paid for it (up to
-        # 2.6 ms a pattern, 30 ms for the bundled rules; 0.3 MB), counted against the rules'
-        # deadline: the first attack a worker saw took 2.5-3.3 ms of its 5, 0.2-0.3 later.
-        for index in range(len(self.patterns)):
-            self._joined_program(index)
-
-    def _joined_program(self, index: int) -> Re2Program:
-        """Pattern `index` as RE2 reads joined values: multi-line, as the database, so that
-        a miss there clears every value."""
-        program = self._multiline.get(index)
-        if program is None:
-            pattern = self.patterns[index]
-            program = self._multiline[index] = compile_re2(
-                Pattern("(?m)" + pattern.regex, pattern.case_sensitive))
-        return program
+        # Every pattern also as RE2 reads joined values: multi-line, as the database, so that
+        # a miss there clears every value. What Hyperscan refuses runs there on every scan,
+        # and the others narrow a hit down (`locate`). Compiled now, at load: compiled on
+        # first use instead, a request's first hit on a pattern paid for it (up to 2.6 ms a
+        # pattern, 30 ms for the bundled rules; 0.3 MB), counted against the rules' deadline:
+        # the first attack a worker saw took 2.5-3.3 ms of its 5, 0.2-0.3 later.
+        self._multiline = [compile_re2(Pattern("(?m)" + p.regex, p.case_sensitive))
+                           for p in self.patterns]
 
     def _scratch(self) -> Any:
         """Scratch space for scanning; one per thread, since Hyperscan's is not shareable."""
@@ -333,7 +324,7 @@ class PatternSet:
         value by value with `matches`."""
         hits = self._hyperscan_hits(text.encode())
         for index in self._re2_only:
-            if self._joined_program(index).search(text) is not None:
+            if self._multiline[index].search(text) is not None:
                 hits.add(index)
         return hits
 
@@ -360,7 +351,7 @@ class PatternSet:
         """`locate` for the patterns of `indexes`, with RE2 in multi-line mode: one past
         where each one's leftmost match from `start` on starts, into `hits`."""
         for index in indexes:
-            found = self._joined_program(index).start_in(data, start)
+            found = self._multiline[index].start_in(data, start)
             if found is not None:
                 hits[index] = found + 1
 
