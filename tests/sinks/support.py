@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -95,3 +96,8 @@ def spy(ctx: RequestContext) -> list[dict[str, object]]:
 
 def rule_ids(event: Mapping[str, Any]) -> list[str]:
     return [trigger["rule"]["id"] for trigger in event["triggers"]]
+
+
+def count(connection: sqlite3.Connection) -> int:
+    """The rows of the `memory` fixture's table `t`, counted outside any request."""
+    return int(connection.execute("SELECT COUNT(*) FROM t").fetchone()[0])

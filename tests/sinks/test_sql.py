@@ -21,7 +21,7 @@ import pytest
 from bastion.blocking import BlockedRequest
 from bastion.protection import Protection
 from tests import services
-from tests.sinks.support import read_events, request, rule_ids, spy
+from tests.sinks.support import count, read_events, request, rule_ids, spy
 
 ATTACK = "1 OR 1=1"
 
@@ -142,19 +142,6 @@ def test_outside_a_request_statements_run_unchecked(db: Database) -> None:
 
 
 # ---------------------------------------------------------------- sqlite3
-
-
-@pytest.fixture
-def memory() -> Iterator[sqlite3.Connection]:
-    connection = sqlite3.connect(":memory:", isolation_level=None)
-    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
-    connection.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
-    yield connection
-    connection.close()
-
-
-def count(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("SELECT COUNT(*) FROM t").fetchone()[0])
 
 
 def test_sqlite_connection_shortcuts_are_checked(protection: Protection,
